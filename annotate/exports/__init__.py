@@ -1,0 +1,1 @@
+"""Dataset exports (DPO preference pairs first)."""

@@ -1,0 +1,1 @@
+"""Write-side core of Concord, split by domain. Views, tasks and commands call these."""

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularSwaggerView
+
+from annotate.views import annotation, projects
+
+urlpatterns = [
+    path("", projects.project_list, name="project-list"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("projects/<slug:slug>/", projects.project_detail, name="project-detail"),
+    path("projects/<slug:slug>/upload/", projects.prompt_upload, name="prompt-upload"),
+    path("projects/<slug:slug>/generation/", projects.generation_progress, name="generation-progress"),
+    path("projects/<slug:slug>/generation/start/", projects.generation_start, name="generation-start"),
+    path("projects/<slug:slug>/generation/retry/", projects.generation_retry, name="generation-retry"),
+    path("projects/<slug:slug>/annotate/", annotation.annotate_next, name="annotate-next"),
+    path(
+        "projects/<slug:slug>/annotate/<int:assignment_id>/submit/", annotation.annotate_submit, name="annotate-submit"
+    ),
+    path("projects/<slug:slug>/annotate/<int:assignment_id>/skip/", annotation.annotate_skip, name="annotate-skip"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("annotate.api.urls")),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
