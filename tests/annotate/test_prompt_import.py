@@ -116,10 +116,10 @@ def test_same_id_in_another_project_is_fine(project):
 
 def test_csv_with_messages_metadata_and_extra_columns(project):
     content = (
-        "id,prompt,messages,metadata,lang\n"
-        'c1,"Multi\nline prompt",,"{""k"": 1}",en\n'
-        'c2,,"[{""role"": ""user"", ""content"": ""hi""}]",,fr\n'
-    ).encode()
+        b"id,prompt,messages,metadata,lang\n"
+        b'c1,"Multi\nline prompt",,"{""k"": 1}",en\n'
+        b'c2,,"[{""role"": ""user"", ""content"": ""hi""}]",,fr\n'
+    )
     report = prompts_import(project=project, content=content, filename="p.csv")
     assert report.created == 2
     c1 = Prompt.objects.get(external_id="c1")
@@ -128,7 +128,7 @@ def test_csv_with_messages_metadata_and_extra_columns(project):
 
 
 def test_csv_errors_name_the_physical_line(project):
-    content = ('id,prompt\nc1,"two\nlines"\nc2,\nc3,"ok",extra\n').encode()
+    content = b'id,prompt\nc1,"two\nlines"\nc2,\nc3,"ok",extra\n'
     with pytest.raises(PromptImportError) as info:
         prompts_import(project=project, content=content, filename="p.csv")
     assert [(e.line, e.field) for e in info.value.errors] == [(4, "prompt"), (5, "")]
