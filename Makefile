@@ -32,7 +32,7 @@ models: $(STAMP)
 
 setup: $(STAMP) .env
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --queue-only
 
 run: setup models
 	@echo ""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from annotate.models import Candidate, CandidateSet, GeneratorSpec, Project, Prompt, RunStatus, Strategy
@@ -17,8 +19,6 @@ from rankers.generation import SetJob, StrategyError, provider_for, run_strategy
 from rankers.types import SamplingParams
 
 log = logging.getLogger(__name__)
-
-RUNNABLE = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def _enqueue(set_ids: list[int]) -> None:
@@ -39,8 +39,13 @@ def candidate_sets_create(
     n: int | None = None,
     params: dict | None = None,
     skip_prompts_with_sets: bool = True,
+    dispatch: bool = True,
 ) -> list[CandidateSet]:
-    """Create queued candidate sets and enqueue their generation once the transaction commits."""
+    """Create queued candidate sets and enqueue their generation once the transaction commits.
+
+    With `dispatch=False` the sets stay queued until candidate_sets_dispatch_queued() sends them
+    (a worker does that when it starts).
+    """
     generator = generator or generator_spec_default()
     prompts = list(prompts if prompts is not None else project.prompts.all())
     if skip_prompts_with_sets:
@@ -64,7 +69,8 @@ def candidate_sets_create(
                 for p in prompts
             ]
         )
-        _enqueue([s.pk for s in sets])
+        if dispatch:
+            _enqueue([s.pk for s in sets])
     return sets
 
 
@@ -80,17 +86,23 @@ def candidate_sets_retry(*, project: Project, set_ids: Iterable[int] | None = No
     return len(ids)
 
 
-def _claim(set_ids: list[int]) -> tuple[list[CandidateSet], str]:
-    """Mark runnable sets as running under a fresh claim token.
+def _claim(set_ids: list[int], attempt_key: str | None = None) -> tuple[list[CandidateSet], str]:
+    """Mark runnable sets as running under a claim token, and return them with the token.
 
-    A set left `running` by a worker that died is runnable again: the broker redelivers the
-    message (acks_late) and the new attempt takes it over. Finished sets are left alone.
+    Runnable: queued sets; sets running under the same `attempt_key` (the broker redelivered the
+    message of a worker that died: acks_late, same task id); and sets whose claim is older than the
+    task's hard time limit (that attempt is dead). A set running under another live message is left
+    alone, so a duplicate message never generates twice. Finished and failed sets are left alone.
     """
-    token = uuid.uuid4().hex
+    token = attempt_key or uuid.uuid4().hex
+    stale = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    runnable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, started_at__lt=stale)
+    if attempt_key:
+        runnable |= Q(status=RunStatus.RUNNING, params___claim=attempt_key)
     with transaction.atomic():
         sets = list(
             CandidateSet.objects.select_for_update(of=("self",))
-            .filter(pk__in=set_ids, status__in=RUNNABLE)
+            .filter(runnable, pk__in=set_ids)
             .select_related("prompt", "generator")
         )
         now = timezone.now()
@@ -101,6 +113,17 @@ def _claim(set_ids: list[int]) -> tuple[list[CandidateSet], str]:
             s.params = {**s.params, "_claim": token}
             s.save(update_fields=["status", "started_at", "attempts", "params"])
     return sets, token
+
+
+def candidate_sets_dispatch_queued(*, limit: int = 10_000) -> int:
+    """Send a task message for every queued set (for example after the broker was down).
+
+    Duplicate messages are harmless: a set is generated only by the attempt that claims it.
+    """
+    ids = list(CandidateSet.objects.filter(status=RunStatus.QUEUED).order_by("id").values_list("pk", flat=True)[:limit])
+    with transaction.atomic():
+        _enqueue(ids)
+    return len(ids)
 
 
 def _sampling(params: dict) -> SamplingParams:
@@ -154,13 +177,13 @@ def result_diversity(result) -> dict:
     return {"lengths": lengths, "mean_length": sum(lengths) / len(lengths) if lengths else 0}
 
 
-def candidate_sets_generate(*, set_ids: list[int]) -> dict[str, int]:
+def candidate_sets_generate(*, set_ids: list[int], attempt_key: str | None = None) -> dict[str, int]:
     """Generate the given sets (one batched model call per strategy and generator).
 
     Safe to run twice: finished sets are skipped, and a set is written only by the attempt that
     holds its claim. Errors are recorded on the sets (status failed), never lost.
     """
-    sets, token = _claim(set_ids)
+    sets, token = _claim(set_ids, attempt_key)
     groups: dict[tuple, list[CandidateSet]] = {}
     for s in sets:
         key = (

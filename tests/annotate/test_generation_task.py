@@ -65,13 +65,15 @@ def test_failure_is_recorded_and_retry_completes(project, tiny_spec, tmp_path):
 def test_attempt_killed_mid_task_is_taken_over_and_completed_once(project, tiny_spec):
     (cset,) = queued_sets(project, tiny_spec, count=1)
     # A worker claims the set and dies before writing anything (SIGKILL: no cleanup runs).
-    claimed, dead_token = generation._claim([cset.pk])
+    claimed, _token = generation._claim([cset.pk], attempt_key="task-1")
     assert claimed[0].status == RunStatus.RUNNING
-    # The broker redelivers the message (acks_late); the new attempt takes over.
-    assert generation.candidate_sets_generate(set_ids=[cset.pk])["done"] == 1
+    # A duplicate message (another task id) leaves the running set alone...
+    assert generation.candidate_sets_generate(set_ids=[cset.pk], attempt_key="task-2")["skipped"] == 1
+    # ...and the broker's redelivery of the same message (acks_late, same task id) takes over.
+    assert generation.candidate_sets_generate(set_ids=[cset.pk], attempt_key="task-1")["done"] == 1
     assert Candidate.objects.filter(candidate_set=cset).count() == 3
-    # Had the first worker been alive after all, its late result is discarded.
-    generation._finish(claimed[0], dead_token, generation.StrategyError("late"))
+    # A late write under a claim that no longer holds is discarded.
+    generation._finish(claimed[0], "an-older-claim", generation.StrategyError("late"))
     cset.refresh_from_db()
     assert cset.status == RunStatus.DONE and Candidate.objects.filter(candidate_set=cset).count() == 3
 

@@ -24,9 +24,14 @@ class Command(BaseCommand):
     help = "Create the demo project, users manager/annotator1/annotator2, 30 prompts, and queue generation."
 
     def add_arguments(self, parser):
-        parser.add_argument("--no-generate", action="store_true", help="do not queue candidate generation")
+        parser.add_argument("--no-generate", action="store_true", help="do not create candidate sets")
+        parser.add_argument(
+            "--queue-only",
+            action="store_true",
+            help="create the sets but send no task (a worker sends queued sets when it starts)",
+        )
 
-    def handle(self, *args, no_generate, **options):
+    def handle(self, *args, no_generate, queue_only, **options):
         User = get_user_model()
         users = {}
         for name in ("manager", "annotator1", "annotator2"):
@@ -56,7 +61,7 @@ class Command(BaseCommand):
         )
         queued = 0
         if not no_generate:
-            queued = len(candidate_sets_create(project=project))
+            queued = len(candidate_sets_create(project=project, dispatch=not queue_only))
         self.stdout.write(
             f"demo project '{project.slug}': {report.created} new prompts, {queued} candidate sets queued\n"
             f"demo logins (local demo only): manager, annotator1, annotator2 / password {DEMO_PASSWORD}"
