@@ -99,6 +99,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     # WAL + a busy timeout let the web server and the worker write the same file; IMMEDIATE
     # transactions take the write lock up front so that two claimers serialise instead of
     # failing with "database is locked" on lock upgrade.
