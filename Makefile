@@ -7,6 +7,8 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 export PORT
+# honcho gives every process its own PORT; the web server reads CONCORD_PORT instead.
+export CONCORD_PORT := $(PORT)
 
 .PHONY: run test venv lint format setup models services clean
 
