@@ -80,3 +80,19 @@ def candidate_sets_failed(*, project: Project, limit: int = 20) -> QuerySet[Cand
 def judgments_of_user(*, user: AbstractBaseUser, project: Project) -> QuerySet[Judgment]:
     """A person's own judgments only (annotators never see anyone else's)."""
     return Judgment.objects.filter(comparison__project=project, annotator=user, source=Source.HUMAN)
+
+
+def annotator_progress(*, user: AbstractBaseUser, project: Project) -> dict[str, int]:
+    """What one person has done today in a project, and how many open items they could still get."""
+    from django.utils import timezone
+
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Judgment.objects.filter(comparison__project=project, annotator=user, source=Source.HUMAN)
+    seen = mine.values("comparison_id")
+    left = (
+        Comparison.objects.filter(project=project, status="open")
+        .exclude(pk__in=seen)
+        .exclude(assignments__user=user, assignments__state="skipped")
+        .count()
+    )
+    return {"done_today": mine.filter(created_at__gte=start_of_day).count(), "done_total": mine.count(), "left": left}

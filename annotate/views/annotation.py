@@ -18,28 +18,61 @@ from annotate.services.queue import (
     assignment_claim,
     assignment_skip,
     judgment_submit,
+    shown_to_choice,
 )
 
 LABELLERS = (Role.ANNOTATOR, Role.ADJUDICATOR, Role.MANAGER)
 
 
+SHOWN_CHOICES = [("left", "Response 1"), ("right", "Response 2"), ("tie", "Tie"), ("both_bad", "Both bad")]
+PRINCIPLE_CHOICES = [("left", "Response 1"), ("right", "Response 2"), ("tie", "Tie"), ("na", "Not relevant")]
+
+
 class JudgmentForm(forms.Form):
-    choice = forms.ChoiceField(choices=[("left", "Left"), ("right", "Right"), ("tie", "Tie"), ("both_bad", "Both bad")])
+    """A verdict in the terms the person saw (left/right); the service maps it to A/B."""
+
+    choice = forms.ChoiceField(choices=SHOWN_CHOICES)
     strength = forms.ChoiceField(choices=[("", "—"), *Strength.choices], required=False)
     rationale = forms.CharField(required=False, max_length=5000)
     time_spent_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
     submission_key = forms.CharField(max_length=64)
 
+    def __init__(self, *args, principles=(), require_rationale: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.principles = list(principles)
+        for principle in self.principles:
+            self.fields[f"principle_{principle.pk}"] = forms.ChoiceField(choices=PRINCIPLE_CHOICES, required=False)
+        if require_rationale:
+            self.fields["rationale"].required = True
 
-def _item_context(project, lease: Assignment | None) -> dict:
+    def principle_choices(self, *, swapped: bool) -> dict[str, str]:
+        """Per-principle verdicts in A/B terms, keyed by principle id."""
+        out = {}
+        for principle in self.principles:
+            value = self.cleaned_data.get(f"principle_{principle.pk}")
+            if value in ("tie", "na"):
+                out[str(principle.pk)] = value
+            elif value:
+                out[str(principle.pk)] = shown_to_choice(shown_choice=value, swapped=swapped)
+        return out
+
+
+def _item_context(project, lease: Assignment | None, user) -> dict:
+    base = {
+        "project": project,
+        "lease": lease,
+        "progress": selectors.annotator_progress(user=user, project=project),
+        "principles": list(project.principles.all()),
+        "principle_choices": PRINCIPLE_CHOICES,
+        "strengths": Strength.choices,
+    }
     if lease is None:
-        return {"project": project, "lease": None}
+        return base
     comparison = lease.comparison
     a, b = comparison.candidate_a, comparison.candidate_b
     left, right = (b, a) if lease.swapped else (a, b)
     return {
-        "project": project,
-        "lease": lease,
+        **base,
         "prompt": comparison.prompt,
         "left": left,
         "right": right,
@@ -48,7 +81,7 @@ def _item_context(project, lease: Assignment | None) -> dict:
 
 
 def _render_item(request: HttpRequest, project, lease, status: int = 200, error: str = "") -> HttpResponse:
-    context = _item_context(project, lease)
+    context = _item_context(project, lease, request.user)
     context["error"] = error
     template = "annotate/compare.html#item" if request.htmx else "annotate/compare.html"
     return render(request, template, context, status=status)
@@ -67,9 +100,9 @@ def annotate_next(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
-    form = JudgmentForm(request.POST)
+    lease = _own_lease(request, project, assignment_id)
+    form = JudgmentForm(request.POST, principles=project.principles.all(), require_rationale=project.require_rationale)
     if not form.is_valid():
-        lease = _own_lease(request, project, assignment_id)
         return _render_item(request, project, lease, status=400, error=_form_error(form))
     data = form.cleaned_data
     try:
@@ -80,6 +113,7 @@ def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
                 shown_choice=data["choice"],
                 strength=data["strength"] or "",
                 rationale=data["rationale"],
+                principle_choices=form.principle_choices(swapped=bool(lease and lease.swapped)),
                 time_spent_ms=data["time_spent_ms"],
                 submission_key=data["submission_key"],
             ),

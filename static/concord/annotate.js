@@ -1,8 +1,9 @@
-// Keyboard-first annotation: number keys choose, Enter submits, s skips.
-// Typing in a text box is never hijacked.
+// Keyboard-first annotation. Number keys choose, q/w/e set strength, r focuses the rationale,
+// Enter submits, s skips, ? toggles help. Typing in a text box is never hijacked (Esc leaves it).
 (function () {
   "use strict";
-  const KEYS = { "1": "left", "2": "right", "0": "tie", "3": "both_bad" };
+  const CHOICE_KEYS = { "1": "left", "2": "right", "0": "tie", "3": "both_bad" };
+  const STRENGTH_KEYS = { q: "slight", w: "clear", e: "strong" };
 
   function startClock() {
     const form = document.getElementById("judgment-form");
@@ -10,7 +11,21 @@
   }
 
   function typing(target) {
-    return target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"));
+    if (!target) return false;
+    if (target.tagName === "TEXTAREA" || target.isContentEditable) return true;
+    return target.tagName === "INPUT" && !["radio", "checkbox", "button", "submit"].includes(target.type);
+  }
+
+  function pick(form, name, value) {
+    const input = form.querySelector('input[name="' + name + '"][value="' + value + '"]');
+    if (input) { input.checked = true; input.focus(); }
+    return Boolean(input);
+  }
+
+  function toggleHelp() {
+    const dialog = document.getElementById("help-dialog");
+    if (!dialog) return;
+    if (dialog.open) dialog.close(); else dialog.showModal();
   }
 
   document.addEventListener("submit", function (event) {
@@ -20,13 +35,28 @@
     }
   }, true);
 
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("[data-help-open]")) toggleHelp();
+  });
+
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typing(event.target)) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    if (event.key === "?") { event.preventDefault(); toggleHelp(); return; }
+    const dialog = document.getElementById("help-dialog");
+    if (dialog && dialog.open) return;
     const form = document.getElementById("judgment-form");
     if (!form) return;
-    if (KEYS[event.key]) {
-      const input = form.querySelector('input[name="choice"][value="' + KEYS[event.key] + '"]');
-      if (input) { input.checked = true; input.focus(); event.preventDefault(); }
+    if (CHOICE_KEYS[event.key]) {
+      if (pick(form, "choice", CHOICE_KEYS[event.key])) event.preventDefault();
+    } else if (STRENGTH_KEYS[event.key]) {
+      if (pick(form, "strength", STRENGTH_KEYS[event.key])) event.preventDefault();
+    } else if (event.key === "r") {
+      event.preventDefault();
+      form.elements["rationale"].focus();
     } else if (event.key === "Enter") {
       event.preventDefault();
       form.requestSubmit();
@@ -37,5 +67,9 @@
   });
 
   document.addEventListener("DOMContentLoaded", startClock);
-  document.body.addEventListener("htmx:afterSwap", startClock);
+  document.addEventListener("htmx:afterSwap", function () {
+    startClock();
+    const first = document.querySelector('#judgment-form input[name="choice"]');
+    if (first) first.focus({ preventScroll: true });
+  });
 })();
