@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from annotate.views import annotation, projects
+from annotate.views import annotation, members, projects
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -19,6 +19,10 @@ urlpatterns = [
         "projects/<slug:slug>/annotate/<int:assignment_id>/submit/", annotation.annotate_submit, name="annotate-submit"
     ),
     path("projects/<slug:slug>/annotate/<int:assignment_id>/skip/", annotation.annotate_skip, name="annotate-skip"),
+    path("projects/<slug:slug>/members/", members.members, name="project-members"),
+    path(
+        "projects/<slug:slug>/members/<int:membership_id>/remove/", members.member_remove, name="project-member-remove"
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("annotate.api.urls")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

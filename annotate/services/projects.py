@@ -32,3 +32,14 @@ def membership_add(*, project: Project, user: AbstractBaseUser, role: str = Role
         raise ValueError(f"unknown role {role!r}; use one of {', '.join(Role.values)}")
     membership, _ = Membership.objects.get_or_create(project=project, user=user, role=role)
     return membership
+
+
+def membership_remove(*, project: Project, membership_id: int) -> None:
+    """Remove one role of one person. A project keeps at least one manager."""
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership_id, project=project)
+        if membership.role == Role.MANAGER:
+            managers = Membership.objects.select_for_update().filter(project=project, role=Role.MANAGER)
+            if managers.count() <= 1:
+                raise ValueError("A project needs at least one manager.")
+        membership.delete()
