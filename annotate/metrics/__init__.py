@@ -1,0 +1,1 @@
+"""Agreement and discretion metrics: pure functions over plain arrays (no database access)."""
