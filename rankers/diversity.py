@@ -41,7 +41,9 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     """Unit-length sentence embeddings, one row per text (float32)."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vectors = embedder().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    vectors = embedder().encode(
+        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(vectors, dtype=np.float32)
 
 
