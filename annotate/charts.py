@@ -7,6 +7,14 @@ import math
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+SHORT_NAMES = {
+    "iid": "i.i.d.",
+    "nc_prompt": "NC prompt",
+    "nc_values": "NC values",
+    "multi_model": "several models",
+    "maxmin": "max-min",
+    "correction": "corrections",
+}
 PALETTE = ["#2457c5", "#c0392b", "#1b7f3b", "#8e44ad", "#d35400", "#16a085", "#7f8c8d", "#b7950b"]
 
 
@@ -16,15 +24,11 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step) * step
-    ticks, value = [], start
-    while value <= high + step * 0.001:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    return [round(i * step, 10) for i in range(first, last + 1)]
 
 
-def diversity_scatter_svg(rows: list[dict], *, width: int = 640, height: int = 360) -> SafeString:
+def diversity_scatter_svg(rows: list[dict], *, width: int = 720, height: int = 360) -> SafeString:
     """Strategies on the plane (mean pairwise embedding distance, distinct-2), with 95% intervals.
 
     `rows` are selectors.strategy_comparison rows; those without measured sets are left out.
@@ -36,12 +40,14 @@ def diversity_scatter_svg(rows: list[dict], *, width: int = 640, height: int = 3
             f'<svg role="img" aria-label="{title}: no finished sets yet" width="{width}" height="60">'
             '<text x="8" y="30" fill="#5b6670">No finished candidate sets to plot yet.</text></svg>'
         )
-    left, right, top, bottom = 64, 180, 20, 48
+    left, right, top, bottom = 64, 200, 20, 48
+    # Name the generator in the legend only when strategies were run with more than one.
+    several = len({r["generator"] for r in points}) > 1
     plot_w, plot_h = width - left - right, height - top - bottom
     xs = [r["distance"] + s * (r["distance_ci"] or 0) for r in points for s in (-1, 1)]
     ys = [r["distinct_2"] + s * (r["distinct_2_ci"] or 0) for r in points for s in (-1, 1)]
     x_ticks = _ticks(max(0.0, min(xs) - 0.02), max(xs) + 0.02)
-    y_ticks = _ticks(max(0.0, min(ys) - 0.02), min(1.0, max(ys) + 0.02) if max(ys) < 1 else max(ys))
+    y_ticks = _ticks(max(0.0, min(ys) - 0.02), max(ys) + 0.02)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     def px(x: float) -> float:
@@ -75,7 +81,8 @@ def diversity_scatter_svg(rows: list[dict], *, width: int = 640, height: int = 3
     for i, r in enumerate(points):
         color = PALETTE[i % len(PALETTE)]
         cx, cy = px(r["distance"]), py(r["distinct_2"])
-        label = escape(f"{r['strategy']} · {r['generator']}")
+        name = SHORT_NAMES.get(r["strategy"], r["strategy"])
+        label = escape(f"{name} · {r['generator']}"[:34] if several else name)
         tip = escape(
             f"{r['strategy_label']} ({r['generator']}): distance {r['distance']:.3f}, "
             f"distinct-2 {r['distinct_2']:.3f}, {r['measured']} sets"

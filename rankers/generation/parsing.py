@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rankers.generation.errors import StrategyError
 
-_LABEL_WORDS = r"response|answer|option|perspective|candidate|version|reply|alternative|viewpoint"
+_LABEL_WORDS = r"(?:response|answer|option|perspective|candidate|version|reply|alternative|viewpoint)s?"
 _EMPH = r"[*_]{0,3}"
 # "Response B:", "**Option 2.**", "### Answer 3", "Response A (traditional): text". Letters must be
 # capitals and a separator (or the end of the line) must follow, so that prose such as "Answer a

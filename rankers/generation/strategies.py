@@ -246,12 +246,13 @@ def _nc_prompt(ctx: _Context) -> dict[Any, Outcome]:
         except NCParseError as exc:
             results[job.key] = exc
             continue
-        share = gen.n_tokens // job.n
+        # One call wrote them all: share its token count out in proportion to the text.
+        chars = sum(len(p.text) for p in parsed) or 1
         results[job.key] = SetResult(
             candidates=[
                 CandidateDraft(
                     text=p.text,
-                    n_tokens=share,
+                    n_tokens=round(gen.n_tokens * len(p.text) / chars),
                     finish_reason=gen.finish_reason if i == job.n - 1 else "stop",
                     meta={"label": p.label, **({"title": p.title} if p.title else {})},
                 )
