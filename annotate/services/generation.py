@@ -77,6 +77,9 @@ def _enqueue(set_ids: list[int]) -> None:
 def _validate(*, strategy: str, params: dict) -> None:
     if strategy not in Strategy.values:
         raise GenerationError(f"unknown strategy {strategy!r}")
+    source = params.get("source_strategy")
+    if source and (source not in Strategy.values or source == Strategy.CORRECTION):
+        raise GenerationError(f"corrections cannot rewrite sets of strategy {source!r}")
     try:
         StrategyOptions.from_params(params)
         sampling = _sampling(params)
