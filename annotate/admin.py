@@ -143,3 +143,12 @@ class ResolutionAdmin(admin.ModelAdmin):
     list_filter = ["method", "choice"]
     raw_id_fields = ["comparison"]
     readonly_fields = ["created_at", "provenance"]
+
+
+@admin.register(m.GenerationRun)
+class GenerationRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "strategy", "generator", "prompts_selected", "prompts_skipped", "created_at"]
+    list_filter = ["strategy", "project"]
+    list_select_related = ["project", "generator"]
+    raw_id_fields = ["sets"]
+    readonly_fields = ["created_at", "created_by"]

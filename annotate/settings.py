@@ -188,3 +188,18 @@ LOGGING = {
 # Static files are served by WhiteNoise from the app folders too, so no collectstatic step is needed
 # for `make run`; deployments run collectstatic (docker/).
 WHITENOISE_USE_FINDERS = True
+
+# --- Candidate generation ------------------------------------------------------------------
+# Time limits of one generation task (a batch of prompts): past the soft limit the sets still
+# running are recorded as failed (retryable); the hard limit kills the worker child.
+CONCORD_GENERATION_SOFT_LIMIT_S = env_int("CONCORD_GENERATION_SOFT_LIMIT_S", CELERY_TASK_SOFT_TIME_LIMIT)
+CONCORD_GENERATION_HARD_LIMIT_S = env_int("CONCORD_GENERATION_HARD_LIMIT_S", CELERY_TASK_TIME_LIMIT)
+# Sequences per model call for local models (spec params may set "batch_size").
+CONCORD_GENERATION_BATCH_SIZE = env_int("CONCORD_GENERATION_BATCH_SIZE", 32)
+# A set whose worker died this many times in a row is marked failed instead of being taken over again
+# (a set that always hits the hard time limit would otherwise be redelivered forever).
+CONCORD_GENERATION_MAX_TAKEOVERS = env_int("CONCORD_GENERATION_MAX_TAKEOVERS", 3)
+# Redelivery of a task whose worker died waits for the broker's visibility timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int(
+    "CONCORD_BROKER_VISIBILITY_TIMEOUT_S", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+)

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 
 from annotate.services import generation
 
 
-@shared_task(bind=True, name="annotate.tasks.gpu_generate_candidates", acks_late=True)
+# Past the soft limit the service records the unfinished sets as failed (retryable); the hard limit
+# kills the child, the message is redelivered (acks_late) and a new attempt takes the sets over.
+@shared_task(
+    bind=True,
+    name="annotate.tasks.gpu_generate_candidates",
+    acks_late=True,
+    soft_time_limit=settings.CONCORD_GENERATION_SOFT_LIMIT_S,
+    time_limit=settings.CONCORD_GENERATION_HARD_LIMIT_S,
+)
 def gpu_generate_candidates(self, set_ids: list[int]) -> dict[str, int]:
-    # The task id survives redelivery, so a retried message can take over its own sets.
+    # The task id survives redelivery, so a redelivered message can take over its own sets.
     return generation.candidate_sets_generate(set_ids=list(set_ids), attempt_key=self.request.id)
 
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from annotate.views import annotation, members, projects
+from annotate.views import annotation, generation, members, projects
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -26,4 +26,26 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("annotate.api.urls")),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns += [
+    path("projects/<slug:slug>/generation/overview/", generation.generation_overview, name="generation-overview"),
+    path("projects/<slug:slug>/generation/new/", generation.generation_new, name="generation-new"),
+    path("projects/<slug:slug>/generation/runs/<int:run_id>/", generation.generation_run_detail, name="generation-run"),
+    path(
+        "projects/<slug:slug>/generation/runs/<int:run_id>/retry/",
+        generation.generation_run_retry_view,
+        name="generation-run-retry",
+    ),
+    path("projects/<slug:slug>/candidate-sets/", generation.candidate_set_list, name="candidate-set-list"),
+    path(
+        "projects/<slug:slug>/candidate-sets/<int:set_id>/",
+        generation.candidate_set_detail,
+        name="candidate-set-detail",
+    ),
+    path(
+        "projects/<slug:slug>/candidate-sets/<int:set_id>/retry/",
+        generation.candidate_set_retry,
+        name="candidate-set-retry",
+    ),
 ]

@@ -30,6 +30,9 @@ class SamplingParams:
     top_p: float = 0.95
     max_new_tokens: int = 128
     seed: int | None = None
+    # Forces at least this many new tokens (end-of-sequence suppressed until then): benchmarks use
+    # min_new_tokens == max_new_tokens so that every run decodes the same number of steps.
+    min_new_tokens: int = 0
 
     @property
     def greedy(self) -> bool:

@@ -14,6 +14,7 @@ from annotate.models.comparisons import (
     Source,
     Strength,
 )
+from annotate.models.generation import GenerationRun
 from annotate.models.projects import Membership, Principle, Project, Role
 from annotate.models.prompts import Prompt
 from annotate.models.specs import GeneratorSpec, JudgeSpec, ModelKind
@@ -27,6 +28,7 @@ __all__ = [
     "Comparison",
     "ComparisonKind",
     "ComparisonStatus",
+    "GenerationRun",
     "GeneratorSpec",
     "JudgeSpec",
     "Judgment",

@@ -88,3 +88,15 @@ def test_default_model_generates_real_text(project):
     assert cset.status == RunStatus.DONE, cset.error
     texts = [c.text for c in cset.candidates.all()]
     assert len(texts) == 2 and all(t.strip() for t in texts)
+
+
+def test_sets_created_without_a_broker_are_dispatched_once(project, tiny_spec, django_capture_on_commit_callbacks):
+    sets = generation.candidate_sets_create(
+        project=project, prompts=[PromptFactory(project=project)], generator=tiny_spec, n=2, dispatch=False
+    )
+    assert CandidateSet.objects.get(pk=sets[0].pk).status == RunStatus.CREATED
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert generation.candidate_sets_dispatch_queued() == 1
+        assert generation.candidate_sets_dispatch_queued() == 0  # a second worker starting sends nothing
+    assert len(callbacks) == 1
+    assert CandidateSet.objects.get(pk=sets[0].pk).status == RunStatus.QUEUED
