@@ -14,6 +14,7 @@ from annotate.models.comparisons import (
     Source,
     Strength,
 )
+from annotate.models.exports import ExportFormat, ExportJob
 from annotate.models.projects import Membership, Principle, Project, Role
 from annotate.models.prompts import Prompt
 from annotate.models.specs import GeneratorSpec, JudgeSpec, ModelKind
@@ -27,6 +28,8 @@ __all__ = [
     "Comparison",
     "ComparisonKind",
     "ComparisonStatus",
+    "ExportFormat",
+    "ExportJob",
     "GeneratorSpec",
     "JudgeSpec",
     "Judgment",

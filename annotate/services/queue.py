@@ -1,20 +1,49 @@
 """The labeling queue: leasing items to people, skipping, releasing and submitting judgments.
 
-Correctness under concurrency: on PostgreSQL, candidate rows are locked with SELECT ... FOR UPDATE
-SKIP LOCKED and their open leases re-counted inside the lock, so two claimers can never both take
-the last free slot of an item. On SQLite, every transaction starts IMMEDIATE (see settings), which
-serialises writers, so the same re-count is race-free there too.
+Invariants (for every comparison C and person P):
+
+1. Overlap: `human_judgments + open_leases <= project.overlap`, where `open_leases` is the number of
+   ACTIVE leases on C. Both counters live on C's row and change only while that row is locked, in
+   the same transaction as the lease rows they count, so the count is exact.
+2. A person holds or gets an item at most once: the partial unique index
+   `assignment_once_per_person` allows one ACTIVE / SUBMITTED / SKIPPED lease per (C, P); a
+   person's human judgment is unique per C (`judgment_one_per_person`).
+3. A person holds at most one active lease per project (claims by one person are serialised).
+
+How claim keeps invariant 1 under concurrency:
+
+- PostgreSQL: one statement finds and locks the first eligible row,
+  `... WHERE status='open' AND human_judgments + open_leases < overlap AND NOT EXISTS(...)
+  ORDER BY ... LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED`. A row locked by another claimer is skipped
+  (no waiting, no convoy); a row changed and committed since the statement's snapshot is re-checked
+  against the WHERE clause on its newest version before it is returned (PostgreSQL's EvalPlanQual),
+  so the counters we read under our lock are current, and no one can change them until we commit.
+  The walk follows the partial index `comparison_claim_idx`, whose key is exactly the ORDER BY, so a
+  claim costs O(log n) plus the rows it skips, not a COUNT over the project.
+- SQLite: every transaction begins IMMEDIATE (see settings), so claims are serialised by the
+  database's write lock and the same statement (without row locks) is race-free.
+
+Lock order, to rule out deadlocks: a person's advisory lock (claim only), then lease rows, then
+comparison rows (in id order when several). Claimers never wait on a comparison row (SKIP LOCKED);
+the expiry sweep never waits on a lease row (SKIP LOCKED).
+
+Expiry: a lease past `expires_at` is reclaimed by `leases_expire`, which every claim runs first
+(so slots come back exactly when someone wants work). When nothing is due it is one index probe.
+A submit on a lease that is past its time but not yet reclaimed is accepted: its slot was never
+given to anyone else. A submit on a reclaimed lease is accepted only if the item still has room.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import IntEnum
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from annotate.models import (
@@ -22,13 +51,20 @@ from annotate.models import (
     AssignmentState,
     Choice,
     Comparison,
+    ComparisonKind,
     ComparisonStatus,
     Judgment,
+    Principle,
     Project,
     Source,
 )
+from annotate.services.best_of_n import PickError, derived_judgments_store, pick_validate
 
-CANDIDATE_WINDOW = 32
+EXPIRE_BATCH = 500
+# States in which a lease keeps its person from getting the same item again.
+HOLDING_STATES = (AssignmentState.ACTIVE, AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
+# Namespace of the per-person advisory lock (any constant int4; "Cq").
+_CLAIM_LOCK_NAMESPACE = 0x4371
 _rng = random.SystemRandom()
 
 
@@ -36,80 +72,170 @@ class QueueError(Exception):
     """A queue operation that cannot be done (for example a lease that is no longer open)."""
 
 
-def leases_expire(*, project: Project, now=None) -> int:
+class Priority(IntEnum):
+    """Suggested `Comparison.priority` levels (higher is served first, after items in progress).
+
+    Routing sets them: adjudication and audit items first, then human or AI disagreements, then
+    judge uncertainty (100-199, scaled by uncertainty, see `queue_priority`), then everything else.
+    """
+
+    DEFAULT = 0
+    JUDGE_UNCERTAIN = 100
+    DISAGREEMENT = 200
+    AUDIT = 300
+    ADJUDICATION = 400
+
+
+def queue_priority(*, reason: str, uncertainty: float | None = None) -> int:
+    """The priority for an item routed to people for `reason` (a `Priority` name, any case).
+
+    For JUDGE_UNCERTAIN, `uncertainty` in [0, 1] orders items within the band (1 = most unsure).
+    """
+    try:
+        level = Priority[reason.upper()]
+    except KeyError:
+        raise ValueError(f"unknown priority reason {reason!r}: one of {[p.name.lower() for p in Priority]}") from None
+    if level == Priority.JUDGE_UNCERTAIN and uncertainty is not None:
+        return int(level) + round(min(max(uncertainty, 0.0), 1.0) * 99)
+    return int(level)
+
+
+def _skip_locked() -> bool:
+    return connection.features.has_select_for_update_skip_locked
+
+
+def _locked(qs: QuerySet, *, skip_locked: bool = False) -> QuerySet:
+    """`qs` with row locks where the backend has them (SQLite serialises whole transactions)."""
+    if not connection.features.has_select_for_update:
+        return qs
+    options = {"of": ("self",)}
+    if connection.features.has_select_for_no_key_update:
+        # FOR NO KEY UPDATE: we never change keys, and this does not block other transactions'
+        # inserts of leases or judgments that reference the row (their FK check takes KEY SHARE).
+        options["no_key"] = True
+    if skip_locked and _skip_locked():
+        options["skip_locked"] = True
+    return qs.select_for_update(**options)
+
+
+def leases_expire(*, now: datetime | None = None, limit: int = EXPIRE_BATCH, project: Project | None = None) -> int:
+    """Close active leases whose time is up and give their slots back; returns how many.
+
+    Expiry is by time only, so by default it sweeps all projects (`project` narrows it). Lease rows
+    another transaction holds are skipped (a submit on them is in flight); comparison rows are locked
+    in id order so that concurrent sweeps cannot deadlock.
+    """
+    with transaction.atomic():
+        return _expire_due(now=now or timezone.now(), limit=limit, project=project)
+
+
+def _expire_due(*, now: datetime, limit: int = EXPIRE_BATCH, project: Project | None = None) -> int:
+    """The body of `leases_expire`; the caller holds a transaction."""
+    due = Assignment.objects.filter(state=AssignmentState.ACTIVE, expires_at__lte=now)
+    if project is not None:
+        due = due.filter(comparison__project=project)
+    rows = list(_locked(due.order_by("expires_at"), skip_locked=True).values_list("pk", "comparison_id")[:limit])
+    if not rows:
+        return 0
+    per_item = Counter(comparison_id for _, comparison_id in rows)
+    list(_locked(Comparison.objects.filter(pk__in=list(per_item)).order_by("pk")).values_list("pk", flat=True))
+    Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).update(state=AssignmentState.EXPIRED, closed_at=now)
+    by_count: dict[int, list[int]] = {}
+    for comparison_id, count in per_item.items():
+        by_count.setdefault(count, []).append(comparison_id)
+    for count, ids in by_count.items():
+        Comparison.objects.filter(pk__in=ids).update(open_leases=F("open_leases") - count)
+    return len(rows)
+
+
+def _serialise_person(user: AbstractBaseUser) -> None:
+    """Make one person's concurrent claims run one after the other (PostgreSQL; SQLite already does).
+
+    Without it, two claims of one person (two tabs, a retrying client) could each lease a different
+    item, or race on the NOT EXISTS test of the same item.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CLAIM_LOCK_NAMESPACE, user.pk % 2_147_483_647])
+
+
+def _claimable(*, project: Project, user: AbstractBaseUser) -> QuerySet[Comparison]:
+    """Open items with a free slot that `user` has not held, judged or skipped, in serving order."""
+    started = F("human_judgments") + F("open_leases")
+    mine = Assignment.objects.filter(comparison=OuterRef("pk"), user=user, state__in=HOLDING_STATES)
+    judged = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=user, source=Source.HUMAN)
+    return (
+        Comparison.objects.filter(project=project, status=ComparisonStatus.OPEN)
+        .alias(started=started)
+        .filter(started__lt=project.overlap)
+        .filter(~Exists(mine), ~Exists(judged))
+        # The same expressions, in the same order, as comparison_claim_idx.
+        .order_by(started.desc(), F("priority").desc(), F("id").asc())
+    )
+
+
+def lease_current(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
+    """The person's active, unexpired lease in this project, if any."""
     now = now or timezone.now()
-    return Assignment.objects.filter(
-        comparison__project=project, state=AssignmentState.ACTIVE, expires_at__lte=now
-    ).update(state=AssignmentState.EXPIRED, closed_at=now)
-
-
-def _open_slots(comparison: Comparison, project: Project, now) -> int:
-    active = Assignment.objects.filter(comparison=comparison, state=AssignmentState.ACTIVE, expires_at__gt=now).count()
-    return project.overlap - comparison.human_judgments - active
+    return (
+        Assignment.objects.filter(
+            user=user, state=AssignmentState.ACTIVE, expires_at__gt=now, comparison__project=project
+        )
+        .select_related("comparison")
+        .order_by("id")
+        .first()
+    )
 
 
 def assignment_claim(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
     """Lease the next item to `user`, or return the lease they already hold. None: nothing left.
 
-    Order: the person's own open lease; then items others already started (so they finish);
-    then priority, then age. A person never gets an item they judged or skipped.
+    Order: the person's own open lease; then items others already started (more people first, so
+    they finish); then priority; then age. A person never gets an item they hold, judged or skipped
+    (released or expired items may come back to them). The lease lasts `project.lease_minutes`.
     """
     now = timezone.now()
     with transaction.atomic():
-        leases_expire(project=project, now=now)
-        mine = (
-            Assignment.objects.filter(
-                comparison__project=project, user=user, state=AssignmentState.ACTIVE, expires_at__gt=now
-            )
-            .select_related("comparison")
-            .first()
-        )
-        if mine:
+        _serialise_person(user)
+        _expire_due(now=now)
+        mine = lease_current(project=project, user=user, now=now)
+        if mine is not None:
             return mine
-        done_by_me = Assignment.objects.filter(
-            user=user, state__in=[AssignmentState.SUBMITTED, AssignmentState.SKIPPED, AssignmentState.ACTIVE]
-        ).values("comparison_id")
-        candidates = (
-            Comparison.objects.filter(project=project, status=ComparisonStatus.OPEN)
-            .exclude(pk__in=done_by_me)
-            .exclude(judgments__annotator=user)
-            .annotate(
-                started=F("human_judgments") + Count("assignments", filter=Q(assignments__state=AssignmentState.ACTIVE))
+        rejected: list[int] = []
+        for _attempt in range(3):
+            candidates = _claimable(project=project, user=user)
+            if rejected:
+                candidates = candidates.exclude(pk__in=rejected)
+            comparison = _locked(candidates, skip_locked=True).first()
+            if comparison is None:
+                return None
+            # Holds by construction (see the module docstring); re-checked so that a backend without
+            # those guarantees can only ever under-assign, never over-assign.
+            if comparison.human_judgments + comparison.open_leases >= project.overlap:
+                rejected.append(comparison.pk)
+                continue
+            Comparison.objects.filter(pk=comparison.pk).update(open_leases=F("open_leases") + 1)
+            comparison.open_leases += 1
+            display_order: list[int] = []
+            if comparison.kind == ComparisonKind.BEST_OF_N:
+                display_order = list(
+                    comparison.candidate_set.candidates.order_by("position").values_list("pk", flat=True)
+                )
+                _rng.shuffle(display_order)
+            return Assignment.objects.create(
+                comparison=comparison,
+                user=user,
+                swapped=_rng.random() < 0.5,
+                display_order=display_order,
+                expires_at=now + timedelta(minutes=project.lease_minutes),
             )
-            .filter(started__lt=project.overlap)
-            .order_by("-started", "-priority", "id")
-            .values_list("pk", flat=True)[:CANDIDATE_WINDOW]
-        )
-        ids = list(candidates)
-        if not ids:
-            return None
-        locked = Comparison.objects.filter(pk__in=ids).order_by("-priority", "id")
-        if connection.features.has_select_for_update_skip_locked:
-            locked = locked.select_for_update(skip_locked=True, of=("self",))
-        by_id = {c.pk: c for c in locked}
-        for pk in ids:  # keep the candidate order
-            comparison = by_id.get(pk)
-            if comparison is None or comparison.status != ComparisonStatus.OPEN:
-                continue
-            if _open_slots(comparison, project, now) <= 0:
-                continue
-            try:
-                with transaction.atomic():
-                    return Assignment.objects.create(
-                        comparison=comparison,
-                        user=user,
-                        swapped=_rng.random() < 0.5,
-                        expires_at=now + timedelta(minutes=project.lease_minutes),
-                    )
-            except IntegrityError:
-                continue  # this person already holds a lease on it (a concurrent claim of theirs)
     return None
 
 
 def _lease_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
     try:
         return (
-            Assignment.objects.select_for_update()
+            _locked(Assignment.objects.all())
             .select_related("comparison", "comparison__project")
             .get(pk=assignment_id, user=user)
         )
@@ -117,12 +243,35 @@ def _lease_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignme
         raise QueueError("No such lease.") from None
 
 
+def _comparison_for_update(pk: int) -> Comparison:
+    return _locked(Comparison.objects.all()).get(pk=pk)
+
+
+def _holds_other(lease: Assignment) -> bool:
+    return (
+        Assignment.objects.filter(comparison_id=lease.comparison_id, user_id=lease.user_id, state__in=HOLDING_STATES)
+        .exclude(pk=lease.pk)
+        .exists()
+    )
+
+
+def _close(lease: Assignment, state: str, now: datetime) -> None:
+    """Close an ACTIVE lease and give its slot back. Needs the lease's and its comparison's locks."""
+    Comparison.objects.filter(pk=lease.comparison_id).update(open_leases=F("open_leases") - 1)
+    lease.state, lease.closed_at = state, now
+    lease.save(update_fields=["state", "closed_at"])
+
+
 def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
-    """Give the item back and never see it again."""
+    """Give the item back and never see it again (also after the lease expired)."""
     with transaction.atomic():
         lease = _lease_for_update(assignment_id=assignment_id, user=user)
+        now = timezone.now()
         if lease.state == AssignmentState.ACTIVE:
-            lease.state, lease.closed_at = AssignmentState.SKIPPED, timezone.now()
+            _comparison_for_update(lease.comparison_id)
+            _close(lease, AssignmentState.SKIPPED, now)
+        elif lease.state == AssignmentState.EXPIRED and not _holds_other(lease):
+            lease.state, lease.closed_at = AssignmentState.SKIPPED, now
             lease.save(update_fields=["state", "closed_at"])
         return lease
 
@@ -132,22 +281,33 @@ def assignment_release(*, assignment_id: int, user: AbstractBaseUser) -> Assignm
     with transaction.atomic():
         lease = _lease_for_update(assignment_id=assignment_id, user=user)
         if lease.state == AssignmentState.ACTIVE:
-            lease.state, lease.closed_at = AssignmentState.RELEASED, timezone.now()
-            lease.save(update_fields=["state", "closed_at"])
+            _comparison_for_update(lease.comparison_id)
+            _close(lease, AssignmentState.RELEASED, timezone.now())
         return lease
 
 
+SHOWN_CHOICES = ("left", "right", "tie", "both_bad")
 SHOWN_TO_CHOICE = {"left": (Choice.A, Choice.B), "right": (Choice.B, Choice.A)}
 
 
 @dataclass(frozen=True)
 class Submission:
-    shown_choice: str  # "left" | "right" | "tie" | "both_bad"
+    """A verdict as the person saw the item.
+
+    Pairs: `shown_choice` is left / right / tie / both_bad (left is what was shown first).
+    Best-of-N: `best` (and optionally `worst`) are 1-based positions in the order shown.
+    `principle_choices` maps principle ids to a shown choice. The same `submission_key` twice
+    stores one judgment.
+    """
+
+    shown_choice: str = ""
     strength: str = ""
     rationale: str = ""
     principle_choices: dict | None = None
     time_spent_ms: int | None = None
     submission_key: str = ""
+    best: int | None = None
+    worst: int | None = None
 
 
 def shown_to_choice(*, shown_choice: str, swapped: bool) -> str:
@@ -159,56 +319,127 @@ def shown_to_choice(*, shown_choice: str, swapped: bool) -> str:
     return right_is if swapped else left_is
 
 
-def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: Submission) -> Judgment:
-    """Store a person's verdict on their leased item. Idempotent.
+def _principle_choices(*, project: Project, given: dict | None, swapped: bool) -> dict:
+    if not given:
+        return {}
+    known = {str(pk) for pk in Principle.objects.filter(project=project).values_list("pk", flat=True)}
+    unknown = sorted(str(k) for k in given if str(k) not in known)
+    if unknown:
+        raise QueueError(f"unknown principle ids for this project: {', '.join(unknown)}")
+    return {str(k): shown_to_choice(shown_choice=str(v), swapped=swapped) for k, v in given.items()}
 
-    The same submission key (or a second submit on the same lease) returns the first judgment
-    instead of storing another. Locks the lease row, then the comparison row.
-    """
-    with transaction.atomic():
-        lease = _lease_for_update(assignment_id=assignment_id, user=user)
-        existing = Judgment.objects.filter(comparison_id=lease.comparison_id, annotator=user, source=Source.HUMAN)
-        if submission.submission_key:
-            existing = Judgment.objects.filter(
-                Q(annotator=user, submission_key=submission.submission_key)
-                | Q(comparison_id=lease.comparison_id, annotator=user, source=Source.HUMAN)
-            )
-        first = existing.first()
+
+def _replayed(judgment: Judgment) -> Judgment:
+    judgment.replayed = True
+    return judgment
+
+
+def _first_result(*, lease: Assignment, user: AbstractBaseUser, key: str) -> Judgment | None:
+    if key:
+        first = Judgment.objects.filter(annotator=user, submission_key=key).first()
         if first is not None:
             return first
-        now = timezone.now()
-        if lease.state != AssignmentState.ACTIVE:
-            raise QueueError(f"This lease is {lease.state}; claim the item again.")
-        comparison = Comparison.objects.select_for_update().get(pk=lease.comparison_id)
+    return Judgment.objects.filter(assignment=lease, derived_from__isnull=True).first()
+
+
+def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: Submission) -> Judgment:
+    """Store a person's verdict on their leased item and close the lease. Idempotent.
+
+    The same submission key, or a second submit on the same lease, returns the first judgment
+    (with `.replayed = True`) and stores nothing. Locks the lease row, then the comparison row.
+    The item becomes COMPLETE when `project.overlap` people have judged it. A best-of-N pick also
+    stores the pairwise outcomes it implies (see annotate.services.best_of_n).
+    Raises QueueError for a lease that is not theirs or no longer open, or an invalid verdict.
+    """
+    key = (submission.submission_key or "").strip()
+    with transaction.atomic():
+        lease = _lease_for_update(assignment_id=assignment_id, user=user)
+        first = _first_result(lease=lease, user=user, key=key)
+        if first is not None:
+            return _replayed(first)
+        comparison = _comparison_for_update(lease.comparison_id)
         project = lease.comparison.project
+        now = timezone.now()
+        was_active = lease.state == AssignmentState.ACTIVE
+        if not was_active:
+            late_but_free = (
+                lease.state == AssignmentState.EXPIRED
+                and comparison.status == ComparisonStatus.OPEN
+                and comparison.human_judgments + comparison.open_leases < project.overlap
+                and not _holds_other(lease)
+            )
+            if not late_but_free:
+                raise QueueError(f"This lease is {lease.state}; claim the item again.")
+        earlier = Judgment.objects.filter(comparison=comparison, annotator=user, source=Source.HUMAN).first()
+        if earlier is not None:
+            # Already judged by this person through another path (a best-of-N pick implying this
+            # pair): keep that verdict, close the lease.
+            if was_active:
+                _close(lease, AssignmentState.SUBMITTED, now)
+            return _replayed(earlier)
         if project.require_rationale and not submission.rationale.strip():
             raise QueueError("This project requires a rationale.")
-        choice = shown_to_choice(shown_choice=submission.shown_choice, swapped=lease.swapped)
-        left, right = (
-            (comparison.candidate_b_id, comparison.candidate_a_id)
-            if lease.swapped
-            else (comparison.candidate_a_id, comparison.candidate_b_id)
-        )
-        judgment = Judgment.objects.create(
-            comparison=comparison,
-            source=Source.HUMAN,
-            annotator=user,
-            assignment=lease,
-            choice=choice,
-            shown_left_id=left,
-            shown_right_id=right,
-            strength=submission.strength,
-            rationale=submission.rationale,
-            principle_choices=submission.principle_choices or {},
-            time_spent_ms=submission.time_spent_ms,
-            submission_key=submission.submission_key,
-        )
+        fields = {
+            "comparison": comparison,
+            "source": Source.HUMAN,
+            "annotator": user,
+            "assignment": lease,
+            "strength": submission.strength,
+            "rationale": submission.rationale,
+            "time_spent_ms": submission.time_spent_ms,
+            "submission_key": key,
+        }
+        if comparison.kind == ComparisonKind.BEST_OF_N:
+            if submission.shown_choice:
+                raise QueueError("A best-of-N item takes best (and optionally worst), not a left/right choice.")
+            try:
+                best, worst = pick_validate(
+                    display_order=lease.display_order, best=submission.best, worst=submission.worst
+                )
+            except PickError as exc:
+                raise QueueError(str(exc)) from None
+            fields |= {
+                "choice": Choice.PICK,
+                "best_candidate_id": best,
+                "worst_candidate_id": worst,
+                "display_order": lease.display_order,
+                "principle_choices": {},
+            }
+        else:
+            if submission.best is not None or submission.worst is not None:
+                raise QueueError("A pair takes a left / right / tie / both_bad choice, not best or worst.")
+            left, right = (
+                (comparison.candidate_b_id, comparison.candidate_a_id)
+                if lease.swapped
+                else (comparison.candidate_a_id, comparison.candidate_b_id)
+            )
+            fields |= {
+                "choice": shown_to_choice(shown_choice=submission.shown_choice, swapped=lease.swapped),
+                "shown_left_id": left,
+                "shown_right_id": right,
+                "principle_choices": _principle_choices(
+                    project=project, given=submission.principle_choices, swapped=lease.swapped
+                ),
+            }
+        try:
+            with transaction.atomic():
+                judgment = Judgment.objects.create(**fields)
+        except IntegrityError:
+            # The same key used on another lease (a client bug): return the first result.
+            first = Judgment.objects.filter(annotator=user, submission_key=key).first() if key else None
+            if first is None:
+                raise
+            return _replayed(first)
+        if comparison.kind == ComparisonKind.BEST_OF_N:
+            derived_judgments_store(pick=judgment)
+        comparison.human_judgments += 1
+        update = {"human_judgments": comparison.human_judgments}
+        if was_active:
+            update["open_leases"] = F("open_leases") - 1
+        if comparison.status == ComparisonStatus.OPEN and comparison.human_judgments >= project.overlap:
+            update["status"] = ComparisonStatus.COMPLETE
+        Comparison.objects.filter(pk=comparison.pk).update(**update)
         lease.state, lease.closed_at = AssignmentState.SUBMITTED, now
         lease.save(update_fields=["state", "closed_at"])
-        comparison.human_judgments = F("human_judgments") + 1
-        comparison.save(update_fields=["human_judgments"])
-        comparison.refresh_from_db(fields=["human_judgments"])
-        if comparison.human_judgments >= project.overlap:
-            comparison.status = ComparisonStatus.COMPLETE
-            comparison.save(update_fields=["status"])
+        judgment.replayed = False
         return judgment
