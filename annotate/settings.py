@@ -187,3 +187,17 @@ LOGGING = {
 # Static files are served by WhiteNoise from the app folders too, so no collectstatic step is needed
 # for `make run`; deployments run collectstatic (docker/).
 WHITENOISE_USE_FINDERS = True
+
+# --- API docs served from this server, no CDN: Swagger UI and Redoc ship in drf-spectacular-sidecar.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS |= {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JudgmentChoiceEnum": "annotate.models.comparisons.Choice",
+        "ShownChoiceEnum": "annotate.services.queue.SHOWN_CHOICES",
+    },
+}

@@ -46,7 +46,11 @@ from annotate.models import (
 
 
 class PickError(ValueError):
-    """A best / worst choice that does not fit the item shown."""
+    """A best / worst choice that does not fit the item shown; `field` names the input."""
+
+    def __init__(self, message: str, *, field: str = "best"):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,9 @@ def pick_validate(*, display_order: Sequence[int], best: int | None, worst: int 
         raise PickError("Pick the best response (best: its position, 1 to N, as shown).")
     for name, value in (("best", best), ("worst", worst)):
         if value is not None and not 1 <= value <= n:
-            raise PickError(f"{name} must be a position from 1 to {n}")
+            raise PickError(f"{name} must be a position from 1 to {n}", field=name)
     if worst is not None and worst == best:
-        raise PickError("best and worst must be different responses")
+        raise PickError("best and worst must be different responses", field="worst")
     return display_order[best - 1], (display_order[worst - 1] if worst is not None else None)
 
 

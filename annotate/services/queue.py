@@ -72,6 +72,22 @@ class QueueError(Exception):
     """A queue operation that cannot be done (for example a lease that is no longer open)."""
 
 
+class LeaseNotFound(QueueError):
+    """No such lease for this person (or not in this project)."""
+
+
+class LeaseClosed(QueueError):
+    """The lease was submitted, skipped, released or reclaimed: claim the item again."""
+
+
+class InvalidVerdict(QueueError):
+    """The verdict does not fit the item; `field` names the offending input when known."""
+
+    def __init__(self, message: str, *, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
 class Priority(IntEnum):
     """Suggested `Comparison.priority` levels (higher is served first, after items in progress).
 
@@ -232,15 +248,14 @@ def assignment_claim(*, project: Project, user: AbstractBaseUser) -> Assignment 
     return None
 
 
-def _lease_for_update(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
-    try:
-        return (
-            _locked(Assignment.objects.all())
-            .select_related("comparison", "comparison__project")
-            .get(pk=assignment_id, user=user)
-        )
-    except Assignment.DoesNotExist:
-        raise QueueError("No such lease.") from None
+def _lease_for_update(*, assignment_id: int, user: AbstractBaseUser, project: Project | None) -> Assignment:
+    leases = Assignment.objects.filter(pk=assignment_id, user=user)
+    if project is not None:
+        leases = leases.filter(comparison__project=project)
+    lease = _locked(leases).select_related("comparison", "comparison__project").first()
+    if lease is None:
+        raise LeaseNotFound("No such lease.")
+    return lease
 
 
 def _comparison_for_update(pk: int) -> Comparison:
@@ -262,10 +277,10 @@ def _close(lease: Assignment, state: str, now: datetime) -> None:
     lease.save(update_fields=["state", "closed_at"])
 
 
-def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
+def assignment_skip(*, assignment_id: int, user: AbstractBaseUser, project: Project | None = None) -> Assignment:
     """Give the item back and never see it again (also after the lease expired)."""
     with transaction.atomic():
-        lease = _lease_for_update(assignment_id=assignment_id, user=user)
+        lease = _lease_for_update(assignment_id=assignment_id, user=user, project=project)
         now = timezone.now()
         if lease.state == AssignmentState.ACTIVE:
             _comparison_for_update(lease.comparison_id)
@@ -276,10 +291,10 @@ def assignment_skip(*, assignment_id: int, user: AbstractBaseUser) -> Assignment
         return lease
 
 
-def assignment_release(*, assignment_id: int, user: AbstractBaseUser) -> Assignment:
+def assignment_release(*, assignment_id: int, user: AbstractBaseUser, project: Project | None = None) -> Assignment:
     """Give the item back to the pool (the person may get it again later)."""
     with transaction.atomic():
-        lease = _lease_for_update(assignment_id=assignment_id, user=user)
+        lease = _lease_for_update(assignment_id=assignment_id, user=user, project=project)
         if lease.state == AssignmentState.ACTIVE:
             _comparison_for_update(lease.comparison_id)
             _close(lease, AssignmentState.RELEASED, timezone.now())
@@ -314,7 +329,7 @@ def shown_to_choice(*, shown_choice: str, swapped: bool) -> str:
     if shown_choice in ("tie", "both_bad"):
         return Choice(shown_choice)
     if shown_choice not in SHOWN_TO_CHOICE:
-        raise QueueError(f"unknown choice {shown_choice!r}: use left, right, tie or both_bad")
+        raise InvalidVerdict(f"unknown choice {shown_choice!r}: use left, right, tie or both_bad", field="choice")
     left_is, right_is = SHOWN_TO_CHOICE[shown_choice]
     return right_is if swapped else left_is
 
@@ -325,8 +340,11 @@ def _principle_choices(*, project: Project, given: dict | None, swapped: bool) -
     known = {str(pk) for pk in Principle.objects.filter(project=project).values_list("pk", flat=True)}
     unknown = sorted(str(k) for k in given if str(k) not in known)
     if unknown:
-        raise QueueError(f"unknown principle ids for this project: {', '.join(unknown)}")
-    return {str(k): shown_to_choice(shown_choice=str(v), swapped=swapped) for k, v in given.items()}
+        raise InvalidVerdict(f"unknown principle ids for this project: {', '.join(unknown)}", field="principle_choices")
+    try:
+        return {str(k): shown_to_choice(shown_choice=str(v), swapped=swapped) for k, v in given.items()}
+    except InvalidVerdict as exc:
+        raise InvalidVerdict(str(exc), field="principle_choices") from None
 
 
 def _replayed(judgment: Judgment) -> Judgment:
@@ -342,18 +360,21 @@ def _first_result(*, lease: Assignment, user: AbstractBaseUser, key: str) -> Jud
     return Judgment.objects.filter(assignment=lease, derived_from__isnull=True).first()
 
 
-def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: Submission) -> Judgment:
+def judgment_submit(
+    *, assignment_id: int, user: AbstractBaseUser, submission: Submission, project: Project | None = None
+) -> Judgment:
     """Store a person's verdict on their leased item and close the lease. Idempotent.
 
     The same submission key, or a second submit on the same lease, returns the first judgment
     (with `.replayed = True`) and stores nothing. Locks the lease row, then the comparison row.
     The item becomes COMPLETE when `project.overlap` people have judged it. A best-of-N pick also
     stores the pairwise outcomes it implies (see annotate.services.best_of_n).
-    Raises QueueError for a lease that is not theirs or no longer open, or an invalid verdict.
+    `project`, when given, must be the lease's project. Raises LeaseNotFound (not theirs),
+    LeaseClosed (no longer open) or InvalidVerdict, all QueueErrors.
     """
     key = (submission.submission_key or "").strip()
     with transaction.atomic():
-        lease = _lease_for_update(assignment_id=assignment_id, user=user)
+        lease = _lease_for_update(assignment_id=assignment_id, user=user, project=project)
         first = _first_result(lease=lease, user=user, key=key)
         if first is not None:
             return _replayed(first)
@@ -369,7 +390,7 @@ def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: S
                 and not _holds_other(lease)
             )
             if not late_but_free:
-                raise QueueError(f"This lease is {lease.state}; claim the item again.")
+                raise LeaseClosed(f"This lease is {lease.state}; claim the item again.")
         earlier = Judgment.objects.filter(comparison=comparison, annotator=user, source=Source.HUMAN).first()
         if earlier is not None:
             # Already judged by this person through another path (a best-of-N pick implying this
@@ -378,7 +399,7 @@ def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: S
                 _close(lease, AssignmentState.SUBMITTED, now)
             return _replayed(earlier)
         if project.require_rationale and not submission.rationale.strip():
-            raise QueueError("This project requires a rationale.")
+            raise InvalidVerdict("This project requires a rationale.", field="rationale")
         fields = {
             "comparison": comparison,
             "source": Source.HUMAN,
@@ -391,13 +412,15 @@ def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: S
         }
         if comparison.kind == ComparisonKind.BEST_OF_N:
             if submission.shown_choice:
-                raise QueueError("A best-of-N item takes best (and optionally worst), not a left/right choice.")
+                raise InvalidVerdict(
+                    "A best-of-N item takes best (and optionally worst), not a left/right choice.", field="choice"
+                )
             try:
                 best, worst = pick_validate(
                     display_order=lease.display_order, best=submission.best, worst=submission.worst
                 )
             except PickError as exc:
-                raise QueueError(str(exc)) from None
+                raise InvalidVerdict(str(exc), field=exc.field) from None
             fields |= {
                 "choice": Choice.PICK,
                 "best_candidate_id": best,
@@ -407,7 +430,9 @@ def judgment_submit(*, assignment_id: int, user: AbstractBaseUser, submission: S
             }
         else:
             if submission.best is not None or submission.worst is not None:
-                raise QueueError("A pair takes a left / right / tie / both_bad choice, not best or worst.")
+                raise InvalidVerdict(
+                    "A pair takes a left / right / tie / both_bad choice, not best or worst.", field="best"
+                )
             left, right = (
                 (comparison.candidate_b_id, comparison.candidate_a_id)
                 if lease.swapped
