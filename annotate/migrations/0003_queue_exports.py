@@ -106,3 +106,36 @@ class Migration(migrations.Migration):
             constraint=models.CheckConstraint(condition=models.Q(('format__in', ['dpo'])), name='exportjob_format_valid'),
         ),
     ]
+
+
+# Altering annotate_comparison makes SQLite rebuild the table, which drops the triggers of 0002;
+# re-create them here. On both databases the UPDATE trigger now fires only when the columns it
+# checks change, not on every queue counter update (claim, submit, expiry).
+_COLUMNS = "candidate_a_id, candidate_b_id, prompt_id, kind"
+_CHECK = """
+    WHEN NEW.kind = 'pair' AND (
+        (SELECT prompt_id FROM annotate_candidate WHERE id = NEW.candidate_a_id) IS NOT NEW.prompt_id
+        OR (SELECT prompt_id FROM annotate_candidate WHERE id = NEW.candidate_b_id) IS NOT NEW.prompt_id)
+    BEGIN SELECT RAISE(ABORT, 'comparison candidates must belong to the comparison prompt'); END;
+"""
+SQLITE = [
+    "DROP TRIGGER IF EXISTS comparison_candidates_match_prompt_INSERT",
+    "DROP TRIGGER IF EXISTS comparison_candidates_match_prompt_UPDATE",
+    "CREATE TRIGGER comparison_candidates_match_prompt_INSERT BEFORE INSERT ON annotate_comparison" + _CHECK,
+    f"CREATE TRIGGER comparison_candidates_match_prompt_UPDATE BEFORE UPDATE OF {_COLUMNS} ON annotate_comparison"
+    + _CHECK,
+]
+POSTGRES = [
+    "DROP TRIGGER IF EXISTS comparison_candidates_match_prompt ON annotate_comparison",
+    f"""CREATE TRIGGER comparison_candidates_match_prompt
+    BEFORE INSERT OR UPDATE OF {_COLUMNS} ON annotate_comparison
+    FOR EACH ROW EXECUTE FUNCTION annotate_comparison_check_prompt()""",
+]
+
+
+def _triggers(apps, schema_editor):
+    for sql in {"sqlite": SQLITE, "postgresql": POSTGRES}.get(schema_editor.connection.vendor, []):
+        schema_editor.execute(sql)
+
+
+Migration.operations.append(migrations.RunPython(_triggers, migrations.RunPython.noop))

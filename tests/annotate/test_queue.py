@@ -116,7 +116,9 @@ def test_in_progress_beats_higher_priority():
 
 
 def test_queue_priority_levels():
-    assert queue_priority(reason="adjudication") > queue_priority(reason="audit") > queue_priority(reason="disagreement")
+    assert (
+        queue_priority(reason="adjudication") > queue_priority(reason="audit") > queue_priority(reason="disagreement")
+    )
     assert queue_priority(reason="disagreement") > queue_priority(reason="judge_uncertain", uncertainty=1.0)
     assert queue_priority(reason="judge_uncertain", uncertainty=0.9) > queue_priority(
         reason="judge_uncertain", uncertainty=0.1
@@ -437,7 +439,7 @@ def test_best_of_n_pick_derives_pairs_and_exports_them(tmp_path):
 def test_best_only_pick_derives_n_minus_one_pairs():
     project = ProjectFactory(overlap=1)
     (a,) = people(project, 1)
-    item, _ = best_of_n_item(project, n=5)
+    best_of_n_item(project, n=5)
     lease = assignment_claim(project=project, user=a)
     pick = submit(lease, a, shown_choice="", best=2)
     assert pick.derived.count() == 4
@@ -473,7 +475,8 @@ def test_direct_pair_judgment_wins_over_a_derived_one():
     direct = submit(lease, a, shown_choice="tie")
     pick_lease = assignment_claim(project=project, user=a)
     assert pick_lease.comparison_id == item.pk
-    pick = submit(pick_lease, a, shown_choice="", best=1)
+    best = pick_lease.display_order.index(candidates[0].pk) + 1
+    pick = submit(pick_lease, a, shown_choice="", best=best)
     assert pick.derived.count() == 1  # 2 outcomes implied; the pair a judged directly keeps its verdict
     assert list(pair.judgments.all()) == [direct]
     pair.refresh_from_db()
