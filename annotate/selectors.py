@@ -38,13 +38,27 @@ def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
 
 
 def project_get_for_user(*, user: AbstractBaseUser, slug: str, roles: tuple[str, ...] | None = None) -> Project:
-    """The project, if `user` is a member (with one of `roles` when given) or staff; else Http404."""
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
+    """The project, if `user` is a member (with one of `roles` when given) or staff; else Http404.
+
+    The caller's roles are left on `project.my_roles`. One query for members (this runs on every
+    API request, so it is kept lean).
+    """
+    if not user.is_authenticated:
         raise Http404("No such project.")
-    have = user_roles(user=user, project=project)
+    if user.is_staff:
+        project = Project.objects.filter(slug=slug).first()
+        if project is None:
+            raise Http404("No such project.")
+        have = user_roles(user=user, project=project)
+    else:
+        memberships = list(Membership.objects.filter(project__slug=slug, user=user).select_related("project"))
+        if not memberships:
+            raise Http404("No such project.")
+        project = memberships[0].project
+        have = {m.role for m in memberships}
     if not have or (roles is not None and not have & set(roles)):
         raise Http404("No such project.")
+    project.my_roles = have
     return project
 
 
@@ -168,9 +182,11 @@ def item_shown(*, comparison: Comparison, lease: Assignment | None) -> list[dict
     return [{"position": i, "text": text} for i, text in enumerate(texts, start=1)]
 
 
-def item_view(*, lease: Assignment) -> dict:
+def item_view(*, lease: Assignment, project: Project) -> dict:
     """A leased item as its person sees it (blind): prompt, responses in their order, guidelines."""
-    comparison, project = lease.comparison, lease.comparison.project
+    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
+        pk=lease.comparison_id, project=project
+    )
     return {
         "lease": lease.pk,
         "comparison": comparison.pk,

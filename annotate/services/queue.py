@@ -43,12 +43,13 @@ from enum import IntEnum
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from annotate.models import (
     Assignment,
     AssignmentState,
+    Candidate,
     Choice,
     Comparison,
     ComparisonKind,
@@ -164,29 +165,49 @@ def _expire_due(*, now: datetime, limit: int = EXPIRE_BATCH, project: Project | 
     return len(rows)
 
 
-def _serialise_person(user: AbstractBaseUser) -> None:
-    """Make one person's concurrent claims run one after the other (PostgreSQL; SQLite already does).
+def _serialise_person_and_check_due(*, user: AbstractBaseUser, now: datetime) -> bool:
+    """Make one person's claims run one after the other; say whether any lease is due to expire.
 
-    Without it, two claims of one person (two tabs, a retrying client) could each lease a different
-    item, or race on the NOT EXISTS test of the same item.
+    PostgreSQL: a transaction-scoped advisory lock on the person (SQLite's IMMEDIATE transactions
+    already serialise everything). Without it, two claims of one person (two tabs, a retrying
+    client) could each lease a different item, or race on the NOT EXISTS test of the same item.
+    The due check is a hint (it may read a snapshot from just before the lock): the sweep itself
+    locks and re-checks. One round trip for both, as this runs on every claim.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CLAIM_LOCK_NAMESPACE, user.pk % 2_147_483_647])
+    # Only table names (from the models) are interpolated; every value is a bound parameter.
+    due = f"SELECT 1 FROM {Assignment._meta.db_table} WHERE state = 'active' AND expires_at <= %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT EXISTS ({due}) FROM (SELECT pg_advisory_xact_lock(%s, %s)) AS person_lock",  # noqa: S608
+                [now, _CLAIM_LOCK_NAMESPACE, user.pk % 2_147_483_647],
+            )
+        else:
+            cursor.execute(f"SELECT EXISTS ({due})", [now])
+        return bool(cursor.fetchone()[0])
 
 
-def _claimable(*, project: Project, user: AbstractBaseUser) -> QuerySet[Comparison]:
-    """Open items with a free slot that `user` has not held, judged or skipped, in serving order."""
-    started = F("human_judgments") + F("open_leases")
-    mine = Assignment.objects.filter(comparison=OuterRef("pk"), user=user, state__in=HOLDING_STATES)
-    judged = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=user, source=Source.HUMAN)
+def claim_sql(*, skip_locked: bool, exclude: int = 0) -> str:
+    """The claim query: the first open item with a free slot that the person has not held, judged or
+    skipped, in serving order, locked (PostgreSQL) and passed over when another claimer holds it.
+
+    Parameters: project id, overlap, user id, user id, then `exclude` comparison ids to pass over.
+    Its WHERE and ORDER BY are exactly the predicate and key of the partial index
+    `comparison_claim_idx`, so PostgreSQL walks that index and stops at the first row it can lock.
+    Written as SQL (not the ORM) because it runs on every claim and is the same on both databases.
+    """
+    comparison, assignment, judgment = (m._meta.db_table for m in (Comparison, Assignment, Judgment))
+    not_these = f" AND c.id NOT IN ({', '.join(['%s'] * exclude)})" if exclude else ""
+    lock = " FOR NO KEY UPDATE OF c SKIP LOCKED" if skip_locked else ""
+    # Only table names (from the models) are interpolated; every value is a bound parameter.
     return (
-        Comparison.objects.filter(project=project, status=ComparisonStatus.OPEN)
-        .alias(started=started)
-        .filter(started__lt=project.overlap)
-        .filter(~Exists(mine), ~Exists(judged))
-        # The same expressions, in the same order, as comparison_claim_idx.
-        .order_by(started.desc(), F("priority").desc(), F("id").asc())
+        f"SELECT c.id, c.kind, c.candidate_set_id, c.human_judgments, c.open_leases FROM {comparison} c "  # noqa: S608
+        "WHERE c.project_id = %s AND c.status = 'open' AND (c.human_judgments + c.open_leases) < %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.comparison_id = c.id AND a.user_id = %s "
+        "AND a.state IN ('active', 'submitted', 'skipped')) "
+        f"AND NOT EXISTS (SELECT 1 FROM {judgment} j WHERE j.comparison_id = c.id AND j.annotator_id = %s "
+        "AND j.source = 'human')"
+        f"{not_these} ORDER BY (c.human_judgments + c.open_leases) DESC, c.priority DESC, c.id ASC LIMIT 1{lock}"
     )
 
 
@@ -212,34 +233,38 @@ def assignment_claim(*, project: Project, user: AbstractBaseUser) -> Assignment 
     """
     now = timezone.now()
     with transaction.atomic():
-        _serialise_person(user)
-        _expire_due(now=now)
+        if _serialise_person_and_check_due(user=user, now=now):
+            _expire_due(now=now)
         mine = lease_current(project=project, user=user, now=now)
         if mine is not None:
             return mine
         rejected: list[int] = []
         for _attempt in range(3):
-            candidates = _claimable(project=project, user=user)
-            if rejected:
-                candidates = candidates.exclude(pk__in=rejected)
-            comparison = _locked(candidates, skip_locked=True).first()
-            if comparison is None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    claim_sql(skip_locked=_skip_locked(), exclude=len(rejected)),
+                    [project.pk, project.overlap, user.pk, user.pk, *rejected],
+                )
+                row = cursor.fetchone()
+            if row is None:
                 return None
+            pk, kind, candidate_set_id, human_judgments, open_leases = row
             # Holds by construction (see the module docstring); re-checked so that a backend without
             # those guarantees can only ever under-assign, never over-assign.
-            if comparison.human_judgments + comparison.open_leases >= project.overlap:
-                rejected.append(comparison.pk)
+            if human_judgments + open_leases >= project.overlap:
+                rejected.append(pk)
                 continue
-            Comparison.objects.filter(pk=comparison.pk).update(open_leases=F("open_leases") + 1)
-            comparison.open_leases += 1
+            Comparison.objects.filter(pk=pk).update(open_leases=F("open_leases") + 1)
             display_order: list[int] = []
-            if comparison.kind == ComparisonKind.BEST_OF_N:
+            if kind == ComparisonKind.BEST_OF_N:
                 display_order = list(
-                    comparison.candidate_set.candidates.order_by("position").values_list("pk", flat=True)
+                    Candidate.objects.filter(candidate_set_id=candidate_set_id)
+                    .order_by("position")
+                    .values_list("pk", flat=True)
                 )
                 _rng.shuffle(display_order)
             return Assignment.objects.create(
-                comparison=comparison,
+                comparison_id=pk,
                 user=user,
                 swapped=_rng.random() < 0.5,
                 display_order=display_order,
@@ -271,7 +296,8 @@ def _holds_other(lease: Assignment) -> bool:
 
 
 def _close(lease: Assignment, state: str, now: datetime) -> None:
-    """Close an ACTIVE lease and give its slot back. Needs the lease's and its comparison's locks."""
+    """Close an ACTIVE lease and give its slot back. The caller holds the lease's lock; the UPDATE
+    takes the comparison's (lease, then comparison: the module's lock order)."""
     Comparison.objects.filter(pk=lease.comparison_id).update(open_leases=F("open_leases") - 1)
     lease.state, lease.closed_at = state, now
     lease.save(update_fields=["state", "closed_at"])
@@ -283,7 +309,6 @@ def assignment_skip(*, assignment_id: int, user: AbstractBaseUser, project: Proj
         lease = _lease_for_update(assignment_id=assignment_id, user=user, project=project)
         now = timezone.now()
         if lease.state == AssignmentState.ACTIVE:
-            _comparison_for_update(lease.comparison_id)
             _close(lease, AssignmentState.SKIPPED, now)
         elif lease.state == AssignmentState.EXPIRED and not _holds_other(lease):
             lease.state, lease.closed_at = AssignmentState.SKIPPED, now
@@ -296,7 +321,6 @@ def assignment_release(*, assignment_id: int, user: AbstractBaseUser, project: P
     with transaction.atomic():
         lease = _lease_for_update(assignment_id=assignment_id, user=user, project=project)
         if lease.state == AssignmentState.ACTIVE:
-            _comparison_for_update(lease.comparison_id)
             _close(lease, AssignmentState.RELEASED, timezone.now())
         return lease
 
@@ -352,12 +376,26 @@ def _replayed(judgment: Judgment) -> Judgment:
     return judgment
 
 
-def _first_result(*, lease: Assignment, user: AbstractBaseUser, key: str) -> Judgment | None:
+def _earlier_judgments(
+    *, lease: Assignment, user: AbstractBaseUser, key: str
+) -> tuple[Judgment | None, Judgment | None]:
+    """(the first result of this submission, another human judgment of this person on the item).
+
+    The first is the judgment stored under `key`, or the one stored on this lease; the second is
+    one that came another way (a best-of-N pick implying this pair). One query for both.
+    """
+    match = Q(comparison_id=lease.comparison_id, source=Source.HUMAN)
     if key:
-        first = Judgment.objects.filter(annotator=user, submission_key=key).first()
-        if first is not None:
-            return first
-    return Judgment.objects.filter(assignment=lease, derived_from__isnull=True).first()
+        match |= Q(submission_key=key)
+    first = other = None
+    for judgment in Judgment.objects.filter(match, annotator=user).order_by("id")[:3]:
+        if (key and judgment.submission_key == key) or (
+            judgment.assignment_id == lease.pk and judgment.derived_from_id is None
+        ):
+            first = first or judgment
+        elif judgment.comparison_id == lease.comparison_id:
+            other = other or judgment
+    return first, other
 
 
 def judgment_submit(
@@ -375,14 +413,15 @@ def judgment_submit(
     key = (submission.submission_key or "").strip()
     with transaction.atomic():
         lease = _lease_for_update(assignment_id=assignment_id, user=user, project=project)
-        first = _first_result(lease=lease, user=user, key=key)
+        first, earlier = _earlier_judgments(lease=lease, user=user, key=key)
         if first is not None:
             return _replayed(first)
-        comparison = _comparison_for_update(lease.comparison_id)
-        project = lease.comparison.project
+        comparison = lease.comparison  # kind and candidates do not change; counters are re-read below
+        project = comparison.project
         now = timezone.now()
         was_active = lease.state == AssignmentState.ACTIVE
         if not was_active:
+            comparison = _comparison_for_update(lease.comparison_id)
             late_but_free = (
                 lease.state == AssignmentState.EXPIRED
                 and comparison.status == ComparisonStatus.OPEN
@@ -391,10 +430,9 @@ def judgment_submit(
             )
             if not late_but_free:
                 raise LeaseClosed(f"This lease is {lease.state}; claim the item again.")
-        earlier = Judgment.objects.filter(comparison=comparison, annotator=user, source=Source.HUMAN).first()
         if earlier is not None:
-            # Already judged by this person through another path (a best-of-N pick implying this
-            # pair): keep that verdict, close the lease.
+            # Already judged by this person another way (a best-of-N pick implying this pair):
+            # keep that verdict, close the lease.
             if was_active:
                 _close(lease, AssignmentState.SUBMITTED, now)
             return _replayed(earlier)
@@ -457,13 +495,20 @@ def judgment_submit(
             return _replayed(first)
         if comparison.kind == ComparisonKind.BEST_OF_N:
             derived_judgments_store(pick=judgment)
-        comparison.human_judgments += 1
-        update = {"human_judgments": comparison.human_judgments}
-        if was_active:
-            update["open_leases"] = F("open_leases") - 1
-        if comparison.status == ComparisonStatus.OPEN and comparison.human_judgments >= project.overlap:
-            update["status"] = ComparisonStatus.COMPLETE
-        Comparison.objects.filter(pk=comparison.pk).update(**update)
+        # One UPDATE takes the row lock and decides completion on the row's current values (SET
+        # expressions see the row as locked), so concurrent submits on one item cannot both miss it.
+        Comparison.objects.filter(pk=comparison.pk).update(
+            human_judgments=F("human_judgments") + 1,
+            open_leases=F("open_leases") - (1 if was_active else 0),
+            status=Case(
+                When(
+                    status=ComparisonStatus.OPEN,
+                    human_judgments__gte=project.overlap - 1,
+                    then=Value(ComparisonStatus.COMPLETE),
+                ),
+                default=F("status"),
+            ),
+        )
         lease.state, lease.closed_at = AssignmentState.SUBMITTED, now
         lease.save(update_fields=["state", "closed_at"])
         judgment.replayed = False

@@ -506,12 +506,12 @@ def test_create_best_of_n_for_a_project():
 def test_claim_query_walks_the_partial_index():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
-    from annotate.services.queue import _claimable, _locked
+    from annotate.services.queue import claim_sql
 
     project = ProjectFactory(overlap=2)
     (a,) = people(project, 1)
     make_pair(project)
-    sql, params = _locked(_claimable(project=project, user=a), skip_locked=True)[:1].query.sql_with_params()
+    sql, params = claim_sql(skip_locked=True), [project.pk, 2, a.pk, a.pk]
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_sort = off")
