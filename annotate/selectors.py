@@ -183,20 +183,61 @@ def item_shown(*, comparison: Comparison, lease: Assignment | None) -> list[dict
 
 
 def item_view(*, lease: Assignment, project: Project) -> dict:
-    """A leased item as its person sees it (blind): prompt, responses in their order, guidelines."""
-    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
-        pk=lease.comparison_id, project=project
+    """A leased item as its person sees it (blind): prompt, responses in their order, guidelines.
+
+    Reads plain values, not model instances: this runs on every claim.
+    """
+    kind, messages, text_a, text_b, candidate_set_id = (
+        Comparison.objects.filter(pk=lease.comparison_id, project=project)
+        .values_list("kind", "prompt__messages", "candidate_a__text", "candidate_b__text", "candidate_set_id")
+        .get()
     )
+    if kind == "best_of_n":
+        texts = dict(Candidate.objects.filter(candidate_set_id=candidate_set_id).values_list("pk", "text"))
+        responses = [texts[pk] for pk in lease.display_order if pk in texts]
+    else:
+        responses = [text_b, text_a] if lease.swapped else [text_a, text_b]
     return {
         "lease": lease.pk,
-        "comparison": comparison.pk,
-        "kind": comparison.kind,
+        "comparison": lease.comparison_id,
+        "kind": kind,
         "expires_at": lease.expires_at,
-        "prompt": comparison.prompt.messages,
-        "responses": item_shown(comparison=comparison, lease=lease),
+        "prompt": messages,
+        "responses": [{"position": i, "text": text} for i, text in enumerate(responses, start=1)],
         "guidelines": project.guidelines,
         "principles": list(principles_of(project=project).values("id", "name", "text")),
         "require_rationale": project.require_rationale,
+    }
+
+
+def judgment_own_view(*, judgment: Judgment) -> dict:
+    """A person's own judgment in the terms they were shown: left / right for pairs, positions
+    (1-based, as shown) for best-of-N picks. Needs `judgment.comparison` (select it along)."""
+    shown_choice = None
+    if judgment.choice in ("tie", "both_bad"):
+        shown_choice = judgment.choice
+    elif judgment.choice in ("a", "b") and judgment.shown_left_id is not None:
+        comparison = judgment.comparison
+        winner = comparison.candidate_a_id if judgment.choice == "a" else comparison.candidate_b_id
+        shown_choice = "left" if winner == judgment.shown_left_id else "right"
+    order = list(judgment.display_order or [])
+
+    def position(candidate_id: int | None) -> int | None:
+        return order.index(candidate_id) + 1 if candidate_id in order else None
+
+    return {
+        "id": judgment.pk,
+        "comparison": judgment.comparison_id,
+        "choice": judgment.choice,
+        "shown_choice": shown_choice,
+        "best": position(judgment.best_candidate_id),
+        "worst": position(judgment.worst_candidate_id),
+        "strength": judgment.strength,
+        "rationale": judgment.rationale,
+        "time_spent_ms": judgment.time_spent_ms,
+        "submission_key": judgment.submission_key,
+        "derived_from": judgment.derived_from_id,
+        "created_at": judgment.created_at,
     }
 
 

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from annotate import selectors
 from annotate.models import Choice, ExportFormat, ExportJob, Judgment, Project, Strength
 from annotate.services.queue import SHOWN_CHOICES
 
@@ -128,48 +129,26 @@ class LeaseSerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
-class OwnJudgmentSerializer(serializers.ModelSerializer):
-    """A person's own judgment, in the terms they were shown."""
+class OwnJudgmentSerializer(serializers.Serializer):
+    """A person's own judgment, in the terms they were shown (see selectors.judgment_own_view)."""
 
-    shown_choice = serializers.SerializerMethodField(help_text="left / right / tie / both_bad as shown; pairs.")
-    best = serializers.SerializerMethodField(help_text="Best-of-N: position of the best response as shown.")
-    worst = serializers.SerializerMethodField(help_text="Best-of-N: position of the worst response as shown.")
-    derived_from = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The best-of-N pick it comes from.")
+    id = serializers.IntegerField()
+    comparison = serializers.IntegerField()
+    choice = serializers.ChoiceField(choices=Choice.choices, help_text="In the item's own terms (a = candidate A).")
+    shown_choice = serializers.CharField(allow_null=True, help_text="left / right / tie / both_bad as shown; pairs.")
+    best = serializers.IntegerField(allow_null=True, help_text="Best-of-N: position of the best response as shown.")
+    worst = serializers.IntegerField(allow_null=True, help_text="Best-of-N: position of the worst response as shown.")
+    strength = serializers.CharField(allow_blank=True)
+    rationale = serializers.CharField(allow_blank=True)
+    time_spent_ms = serializers.IntegerField(allow_null=True)
+    submission_key = serializers.CharField(allow_blank=True)
+    derived_from = serializers.IntegerField(allow_null=True, help_text="The best-of-N pick it comes from.")
+    created_at = serializers.DateTimeField()
 
-    class Meta:
-        model = Judgment
-        fields = [
-            "id",
-            "comparison",
-            "choice",
-            "shown_choice",
-            "best",
-            "worst",
-            "strength",
-            "rationale",
-            "time_spent_ms",
-            "submission_key",
-            "derived_from",
-            "created_at",
-        ]
-
-    def get_shown_choice(self, obj: Judgment) -> str | None:
-        if obj.choice in (Choice.TIE, Choice.BOTH_BAD):
-            return obj.choice
-        if obj.choice not in (Choice.A, Choice.B) or obj.shown_left_id is None:
-            return None
-        winner = obj.comparison.candidate_a_id if obj.choice == Choice.A else obj.comparison.candidate_b_id
-        return "left" if winner == obj.shown_left_id else "right"
-
-    def _position(self, obj: Judgment, candidate_id: int | None) -> int | None:
-        order = list(obj.display_order or [])
-        return order.index(candidate_id) + 1 if candidate_id in order else None
-
-    def get_best(self, obj: Judgment) -> int | None:
-        return self._position(obj, obj.best_candidate_id)
-
-    def get_worst(self, obj: Judgment) -> int | None:
-        return self._position(obj, obj.worst_candidate_id)
+    def to_representation(self, instance: Judgment) -> dict:
+        view = selectors.judgment_own_view(judgment=instance)
+        view["created_at"] = serializers.DateTimeField().to_representation(view["created_at"])
+        return view
 
 
 class FullJudgmentSerializer(serializers.ModelSerializer):

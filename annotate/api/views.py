@@ -168,7 +168,7 @@ class QueueSubmit(APIView):
         except QueueError as exc:
             return _queue_error(exc)
         code = status.HTTP_200_OK if judgment.replayed else status.HTTP_201_CREATED
-        return Response(s.OwnJudgmentSerializer(judgment).data, status=code)
+        return Response(selectors.judgment_own_view(judgment=judgment), status=code)
 
 
 class _LeaseAction(APIView):

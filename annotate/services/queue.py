@@ -212,13 +212,12 @@ def claim_sql(*, skip_locked: bool, exclude: int = 0) -> str:
 
 
 def lease_current(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
-    """The person's active, unexpired lease in this project, if any."""
+    """The person's active, unexpired lease in this project, if any (oldest first)."""
     now = now or timezone.now()
     return (
         Assignment.objects.filter(
-            user=user, state=AssignmentState.ACTIVE, expires_at__gt=now, comparison__project=project
+            user=user, state=AssignmentState.ACTIVE, expires_at__gt=now, comparison__project_id=project.pk
         )
-        .select_related("comparison")
         .order_by("id")
         .first()
     )
@@ -277,7 +276,9 @@ def _lease_for_update(*, assignment_id: int, user: AbstractBaseUser, project: Pr
     leases = Assignment.objects.filter(pk=assignment_id, user=user)
     if project is not None:
         leases = leases.filter(comparison__project=project)
-    lease = _locked(leases).select_related("comparison", "comparison__project").first()
+    lease = _locked(leases).select_related("comparison", *([] if project else ["comparison__project"])).first()
+    if lease is not None and project is not None:
+        lease.comparison.project = project
     if lease is None:
         raise LeaseNotFound("No such lease.")
     return lease
