@@ -57,6 +57,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (gthread)")
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--keep", action="store_true", help="keep the benchmark project afterwards")
 
 
@@ -137,7 +138,7 @@ def _people(*, project: Project, count: int) -> list[str]:
     return tokens
 
 
-def _start_server(*, port: int, workers: int, threads: int) -> subprocess.Popen:
+def _start_server(*, port: int, workers: int, threads: int, worker_class: str) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(
         {
@@ -159,9 +160,9 @@ def _start_server(*, port: int, workers: int, threads: int) -> subprocess.Popen:
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",
+        worker_class,
         "--threads",
-        str(threads),
+        str(threads if worker_class == "gthread" else 1),
         "--keep-alive",
         "30",
         "--backlog",
@@ -275,7 +276,9 @@ def run(options: dict) -> dict:
     tokens = _people(project=project, count=max(levels))
     port = _free_port()
     connection.close()  # the server and clients use their own connections
-    server = _start_server(port=port, workers=options["workers"], threads=options["threads"])
+    server = _start_server(
+        port=port, workers=options["workers"], threads=options["threads"], worker_class=options["worker_class"]
+    )
     results: dict[str, dict] = {}
     all_reports: list[dict] = []
     try:
@@ -323,7 +326,8 @@ def run(options: dict) -> dict:
         "database": connection.vendor,
         "comparisons": total_comparisons,
         "overlap": options["overlap"],
-        "server": f"gunicorn gthread {options['workers']}x{options['threads']} on 127.0.0.1",
+        "server": f"gunicorn {options['worker_class']} {options['workers']}x"
+        f"{options['threads'] if options['worker_class'] == 'gthread' else 1} on 127.0.0.1",
         "cpus": os.cpu_count(),
         "seconds_per_level": options["seconds"],
         "populate_s": round(populate_s, 1),
