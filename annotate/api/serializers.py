@@ -114,10 +114,10 @@ class SubmitSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         if "choice" in attrs and ("best" in attrs or "worst" in attrs):
             raise serializers.ValidationError({"choice": ["give either choice (pairs) or best/worst (best-of-N)"]})
-        if "choice" not in attrs and "best" not in attrs:
-            raise serializers.ValidationError({"choice": ["required: choice for a pair, best for a best-of-N item"]})
         if "worst" in attrs and "best" not in attrs:
             raise serializers.ValidationError({"best": ["required when worst is given"]})
+        if "choice" not in attrs and "best" not in attrs:
+            raise serializers.ValidationError({"choice": ["required: choice for a pair, best for a best-of-N item"]})
         return attrs
 
 
