@@ -107,6 +107,12 @@ LABELLER_ROLES = (Role.ANNOTATOR, Role.ADJUDICATOR, Role.MANAGER)
 ADJUDICATION_STATUSES = ("adjudication", "resolved")
 
 
+def roles_in(*, user: AbstractBaseUser, project: Project) -> set[str]:
+    """The person's roles in the project, reusing what `project_get_for_user` already looked up."""
+    cached = getattr(project, "my_roles", None)
+    return set(cached) if cached is not None else user_roles(user=user, project=project)
+
+
 def lease_get_for_user(*, user: AbstractBaseUser, project: Project, assignment_id: int) -> Assignment:
     """The person's own lease in this project (any state), with what is needed to show it; else Http404."""
     lease = (

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from annotate import selectors
 from annotate.exports.dpo import dpo_write
-from annotate.models import ExportFormat, ExportJob, Project, RunStatus
+from annotate.models import ExportFormat, ExportJob, Project, Role, RunStatus
 
 logger = logging.getLogger(__name__)
 WRITERS = {ExportFormat.DPO: dpo_write}
@@ -33,8 +35,14 @@ def export_path(*, job: ExportJob) -> Path | None:
 def export_job_create(
     *, project: Project, user: AbstractBaseUser, fmt: str = ExportFormat.DPO, min_agreement: float = 0.0
 ) -> ExportJob:
-    """Record an export request and queue its task (default queue) once the row is committed."""
+    """Record an export request and queue its task (default queue) once the row is committed.
+
+    PermissionDenied unless `user` manages the project (or is staff).
+    """
     from annotate.tasks import export_run
+
+    if Role.MANAGER not in selectors.roles_in(user=user, project=project):
+        raise PermissionDenied("Only the project's managers export data.")
 
     job = ExportJob.objects.create(
         project=project,

@@ -42,10 +42,12 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from annotate import selectors
 from annotate.models import (
     Assignment,
     AssignmentState,
@@ -226,10 +228,14 @@ def lease_current(*, project: Project, user: AbstractBaseUser, now: datetime | N
 def assignment_claim(*, project: Project, user: AbstractBaseUser) -> Assignment | None:
     """Lease the next item to `user`, or return the lease they already hold. None: nothing left.
 
+    PermissionDenied unless `user` labels in this project (annotator, adjudicator, manager, staff).
+
     Order: the person's own open lease; then items others already started (more people first, so
     they finish); then priority; then age. A person never gets an item they hold, judged or skipped
     (released or expired items may come back to them). The lease lasts `project.lease_minutes`.
     """
+    if not selectors.roles_in(user=user, project=project) & set(selectors.LABELLER_ROLES):
+        raise PermissionDenied("Only the project's annotators, adjudicators and managers get items.")
     now = timezone.now()
     with transaction.atomic():
         if _serialise_person_and_check_due(user=user, now=now):

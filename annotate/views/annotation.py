@@ -76,6 +76,7 @@ def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
         judgment_submit(
             assignment_id=assignment_id,
             user=request.user,
+            project=project,
             submission=Submission(
                 shown_choice=data["choice"],
                 strength=data["strength"] or "",
@@ -97,7 +98,7 @@ def annotate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRe
     project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
     # A lease that is not theirs or already closed: just show the next item.
     with contextlib.suppress(QueueError):
-        assignment_skip(assignment_id=assignment_id, user=request.user)
+        assignment_skip(assignment_id=assignment_id, user=request.user, project=project)
     if request.htmx:
         return annotate_next(request, slug)
     return redirect("annotate-next", slug=project.slug)

@@ -185,3 +185,16 @@ def test_import_stays_manager_only_with_a_real_file(world):
         reverse("api-prompt-import", args=[world["project"].slug]), {"file": upload}
     )
     assert response.status_code == 404
+
+
+def test_services_check_roles_too(world):
+    """Defence in depth: the services refuse people without the role, whatever view calls them."""
+    from django.core.exceptions import PermissionDenied
+
+    from annotate.services.exports import export_job_create
+
+    with pytest.raises(PermissionDenied):
+        assignment_claim(project=world["project"], user=world["users"]["outsider"])
+    with pytest.raises(PermissionDenied):
+        export_job_create(project=world["project"], user=world["users"]["annotator"])
+    assert assignment_claim(project=world["project"], user=world["users"]["staff"]) is not None
