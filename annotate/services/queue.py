@@ -178,14 +178,15 @@ def _serialise_person_and_check_due(*, user: AbstractBaseUser, now: datetime) ->
     """
     # Only table names (from the models) are interpolated; every value is a bound parameter.
     due = f"SELECT 1 FROM {Assignment._meta.db_table} WHERE state = 'active' AND expires_at <= %s"  # noqa: S608
+    when = connection.ops.adapt_datetimefield_value(now)  # SQLite stores datetimes as text
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"SELECT EXISTS ({due}) FROM (SELECT pg_advisory_xact_lock(%s, %s)) AS person_lock",  # noqa: S608
-                [now, _CLAIM_LOCK_NAMESPACE, user.pk % 2_147_483_647],
+                [when, _CLAIM_LOCK_NAMESPACE, user.pk % 2_147_483_647],
             )
         else:
-            cursor.execute(f"SELECT EXISTS ({due})", [now])
+            cursor.execute(f"SELECT EXISTS ({due})", [when])
         return bool(cursor.fetchone()[0])
 
 

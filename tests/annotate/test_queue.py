@@ -520,3 +520,16 @@ def test_claim_query_walks_the_partial_index():
     assert "comparison_claim_idx" in plan, plan
     assert "Sort" not in plan.split("comparison_claim_idx")[0], plan
     assert "SKIP LOCKED" in sql.upper()
+
+
+def test_due_check_sees_exactly_the_leases_past_their_time():
+    from annotate.services.queue import _serialise_person_and_check_due
+
+    project = ProjectFactory(overlap=1)
+    (a,) = people(project, 1)
+    make_pair(project)
+    lease = assignment_claim(project=project, user=a)
+    now = timezone.now()
+    assert _serialise_person_and_check_due(user=a, now=now) is False
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=now - timedelta(microseconds=1))
+    assert _serialise_person_and_check_due(user=a, now=now) is True
