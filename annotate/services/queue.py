@@ -190,28 +190,76 @@ def _serialise_person_and_check_due(*, user: AbstractBaseUser, now: datetime) ->
         return bool(cursor.fetchone()[0])
 
 
-def claim_sql(*, skip_locked: bool, exclude: int = 0) -> str:
-    """The claim query: the first open item with a free slot that the person has not held, judged or
-    skipped, in serving order, locked (PostgreSQL) and passed over when another claimer holds it.
+# How many of the top in-progress items the first phase of a claim looks at (see `claim_query`).
+IN_PROGRESS_WINDOW = 200
+CLAIM_PHASES = ("in_progress", "fresh", "any")
 
-    Parameters: project id, overlap, user id, user id, then `exclude` comparison ids to pass over.
+
+def claim_query(
+    *, phase: str, project: Project, user: AbstractBaseUser, skip_locked: bool, exclude: list[int] | None = None
+) -> tuple[str, list]:
+    """SQL and parameters of one phase of the claim: the first open item with a free slot that the
+    person has not held, judged or skipped, in serving order, locked (PostgreSQL) and passed over
+    when another claimer holds it.
+
     Its WHERE and ORDER BY are exactly the predicate and key of the partial index
     `comparison_claim_idx`, so PostgreSQL walks that index and stops at the first row it can lock.
+    Phases, tried in this order, keep a claim cheap when one person is far ahead of the others
+    (their own judged-but-unfinished items sit at the top of the index, and walking past all of them
+    would cost O(their backlog)):
+
+    - "in_progress": items others started, among the top IN_PROGRESS_WINDOW of them (skipped when
+      overlap is 1: nothing can be in progress and still have room);
+    - "fresh": items nobody started (an index range that begins right at them);
+    - "any": the full walk, only reached when neither found anything (the end of a project).
+
     Written as SQL (not the ORM) because it runs on every claim and is the same on both databases.
     """
     comparison, assignment, judgment = (m._meta.db_table for m in (Comparison, Assignment, Judgment))
-    not_these = f" AND c.id NOT IN ({', '.join(['%s'] * exclude)})" if exclude else ""
+    started = "(c.human_judgments + c.open_leases)"
+    where = [f"c.project_id = %s AND c.status = 'open' AND {started} < %s"]
+    params: list = [project.pk, project.overlap]
+    if phase == "fresh":
+        where.append(f"{started} = 0")
+    elif phase == "in_progress":
+        where.append(
+            f"c.id IN (SELECT c.id FROM {comparison} c WHERE c.project_id = %s AND c.status = 'open' "  # noqa: S608
+            f"AND {started} < %s AND {started} > 0 ORDER BY {started} DESC, c.priority DESC, c.id ASC LIMIT %s)"
+        )
+        params += [project.pk, project.overlap, IN_PROGRESS_WINDOW]
+    elif phase != "any":
+        raise ValueError(f"unknown claim phase {phase!r}")
+    where.append(
+        f"NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.comparison_id = c.id AND a.user_id = %s "  # noqa: S608
+        "AND a.state IN ('active', 'submitted', 'skipped'))"
+    )
+    where.append(
+        f"NOT EXISTS (SELECT 1 FROM {judgment} j WHERE j.comparison_id = c.id AND j.annotator_id = %s "  # noqa: S608
+        "AND j.source = 'human')"
+    )
+    params += [user.pk, user.pk]
+    if exclude:
+        where.append(f"c.id NOT IN ({', '.join(['%s'] * len(exclude))})")
+        params += list(exclude)
     lock = " FOR NO KEY UPDATE OF c SKIP LOCKED" if skip_locked else ""
     # Only table names (from the models) are interpolated; every value is a bound parameter.
-    return (
+    sql = (
         f"SELECT c.id, c.kind, c.candidate_set_id, c.human_judgments, c.open_leases FROM {comparison} c "  # noqa: S608
-        "WHERE c.project_id = %s AND c.status = 'open' AND (c.human_judgments + c.open_leases) < %s "
-        f"AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.comparison_id = c.id AND a.user_id = %s "
-        "AND a.state IN ('active', 'submitted', 'skipped')) "
-        f"AND NOT EXISTS (SELECT 1 FROM {judgment} j WHERE j.comparison_id = c.id AND j.annotator_id = %s "
-        "AND j.source = 'human')"
-        f"{not_these} ORDER BY (c.human_judgments + c.open_leases) DESC, c.priority DESC, c.id ASC LIMIT 1{lock}"
+        f"WHERE {' AND '.join(where)} ORDER BY {started} DESC, c.priority DESC, c.id ASC LIMIT 1{lock}"
     )
+    return sql, params
+
+
+def _claim_candidate(*, project: Project, user: AbstractBaseUser, exclude: list[int]) -> tuple | None:
+    phases = CLAIM_PHASES if project.overlap > 1 else ("fresh", "any")
+    for phase in phases:
+        sql, params = claim_query(phase=phase, project=project, user=user, skip_locked=_skip_locked(), exclude=exclude)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            return row
+    return None
 
 
 def lease_current(*, project: Project, user: AbstractBaseUser, now: datetime | None = None) -> Assignment | None:
@@ -246,12 +294,7 @@ def assignment_claim(*, project: Project, user: AbstractBaseUser) -> Assignment 
             return mine
         rejected: list[int] = []
         for _attempt in range(3):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    claim_sql(skip_locked=_skip_locked(), exclude=len(rejected)),
-                    [project.pk, project.overlap, user.pk, user.pk, *rejected],
-                )
-                row = cursor.fetchone()
+            row = _claim_candidate(project=project, user=user, exclude=rejected)
             if row is None:
                 return None
             pk, kind, candidate_set_id, human_judgments, open_leases = row

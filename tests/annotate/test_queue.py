@@ -506,20 +506,50 @@ def test_create_best_of_n_for_a_project():
 def test_claim_query_walks_the_partial_index():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
-    from annotate.services.queue import claim_sql
+    from annotate.services.queue import CLAIM_PHASES, claim_query
 
     project = ProjectFactory(overlap=2)
     (a,) = people(project, 1)
     make_pair(project)
-    sql, params = claim_sql(skip_locked=True), [project.pk, 2, a.pk, a.pk]
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "comparison_claim_idx" in plan, plan
-    assert "Sort" not in plan.split("comparison_claim_idx")[0], plan
-    assert "SKIP LOCKED" in sql.upper()
+    for phase in CLAIM_PHASES:
+        sql, params = claim_query(phase=phase, project=project, user=a, skip_locked=True)
+        assert "SKIP LOCKED" in sql.upper()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "comparison_claim_idx" in plan, plan
+        if phase != "in_progress":  # that one sorts at most IN_PROGRESS_WINDOW rows
+            assert "Sort" not in plan, plan
+
+
+def test_a_person_far_ahead_still_claims_cheaply_and_in_order(monkeypatch):
+    """The in-progress window: a fast person whose own judged items fill the top of the queue gets a
+    fresh item; items started by others still come first; deep ones are found at the end."""
+    from annotate.services import queue
+
+    monkeypatch.setattr(queue, "IN_PROGRESS_WINDOW", 2)
+    project = ProjectFactory(overlap=2)
+    fast, slow = people(project, 2)
+    items = [make_pair(project) for _ in range(6)]
+    for _ in range(3):  # fast judges 3 items; each now waits for a second person
+        submit(assignment_claim(project=project, user=fast), fast)
+    # slow is served those started items first, in order.
+    lease = assignment_claim(project=project, user=slow)
+    assert lease.comparison_id == items[0].pk
+    submit(lease, slow)
+    # fast: the top 2 in-progress items are theirs, so the window finds nothing; a fresh item comes.
+    lease = assignment_claim(project=project, user=fast)
+    assert lease.comparison_id == items[3].pk
+    submit(lease, fast)
+    # Once nothing is fresh for slow, the full walk still finds every started item.
+    served = []
+    while (lease := assignment_claim(project=project, user=slow)) is not None:
+        served.append(lease.comparison_id)
+        submit(lease, slow)
+    assert sorted(served) == [i.pk for i in items[1:]]
+    clean(project)
 
 
 def test_due_check_sees_exactly_the_leases_past_their_time():
