@@ -143,3 +143,10 @@ class ResolutionAdmin(admin.ModelAdmin):
     list_filter = ["method", "choice"]
     raw_id_fields = ["comparison"]
     readonly_fields = ["created_at", "provenance"]
+
+
+@admin.register(m.ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "format", "status", "rows", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status", "format", "project"]
+    readonly_fields = ["file_name", "rows", "size_bytes", "error", "attempts", "started_at", "finished_at"]

@@ -190,6 +190,30 @@ def _wait_ready(*, port: int, token: str, server: subprocess.Popen, timeout: flo
     raise RuntimeError("gunicorn did not answer in time")
 
 
+def _server_cpu_s(server: subprocess.Popen) -> float | None:
+    """CPU seconds used so far by the gunicorn master and its workers (Linux /proc; else None).
+
+    With a shared, busy machine, wall-clock rates depend on the neighbours; CPU per item does not.
+    """
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid, ppid = int(entry), int(fields[1])
+            if pid == server.pid or ppid == server.pid:
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / tick
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -197,7 +221,9 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-def _level(*, clients: int, port: int, tokens: list[str], slug: str, seconds: float) -> tuple[dict, list[dict]]:
+def _level(
+    *, clients: int, port: int, tokens: list[str], slug: str, seconds: float, server: subprocess.Popen
+) -> tuple[dict, list[dict]]:
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Event()
     pipes, procs = [], []
@@ -219,10 +245,12 @@ def _level(*, clients: int, port: int, tokens: list[str], slug: str, seconds: fl
         pipes.append(parent)
         procs.append(proc)
     time.sleep(1.0 + clients * 0.05)  # let every client process start (spawn imports) before the clock
+    cpu_before = _server_cpu_s(server)
     started = time.perf_counter()
     go.set()
     reports = [pipe.recv() for pipe in pipes]
     elapsed = time.perf_counter() - started
+    cpu_after = _server_cpu_s(server)
     for proc in procs:
         proc.join(timeout=30)
     claim = [ms for r in reports for ms in r["claim_ms"]]
@@ -236,6 +264,11 @@ def _level(*, clients: int, port: int, tokens: list[str], slug: str, seconds: fl
             "submit_p50_ms": _percentile(submit, 0.50),
             "submit_p99_ms": _percentile(submit, 0.99),
             "items_per_s": round(done / elapsed, 1),
+            "server_cpu_ms_per_item": (
+                round((cpu_after - cpu_before) * 1000 / done, 2)
+                if done and cpu_before is not None and cpu_after is not None
+                else None
+            ),
             "items": done,
             "claims": len(claim),
             "seconds": round(elapsed, 2),
@@ -285,7 +318,7 @@ def run(options: dict) -> dict:
         _wait_ready(port=port, token=tokens[0], server=server)
         for clients in levels:
             figures, reports = _level(
-                clients=clients, port=port, tokens=tokens, slug=project.slug, seconds=options["seconds"]
+                clients=clients, port=port, tokens=tokens, slug=project.slug, seconds=options["seconds"], server=server
             )
             results[str(clients)] = figures
             all_reports += reports
@@ -329,6 +362,7 @@ def run(options: dict) -> dict:
         "server": f"gunicorn {options['worker_class']} {options['workers']}x"
         f"{options['threads'] if options['worker_class'] == 'gthread' else 1} on 127.0.0.1",
         "cpus": os.cpu_count(),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "seconds_per_level": options["seconds"],
         "populate_s": round(populate_s, 1),
         "clients": results,

@@ -172,6 +172,11 @@ def test_garbage_bodies_are_4xx(project, annotator):
     assert api.post(url, json.dumps([1, 2]), content_type="application/json").status_code == 400
     assert api.post(url, "choice=left", content_type="text/plain").status_code == 415
     assert submit(api, project, 987654321, {"choice": "left"}).status_code == 404
+    huge = 10**25  # beyond bigint: still a 404, not a database error
+    assert submit(api, project, huge, {"choice": "left"}).status_code == 404
+    assert api.get(reverse("api-comparison-detail", args=[project.slug, huge])).status_code == 404
+    principle_huge = {"choice": "left", "principle_choices": {str(huge): "left"}}
+    assert submit(api, project, lease, principle_huge).status_code == 400
     mine = reverse("api-my-judgments", args=[project.slug])
     assert api.get(mine, {"cursor": "bz1ub3Rhbm51bWJlcg=="}).status_code == 404  # o=notanumber
     assert api.get(mine, {"cursor": "%%%"}).status_code < 500
