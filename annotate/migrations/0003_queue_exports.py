@@ -139,3 +139,12 @@ def _triggers(apps, schema_editor):
 
 
 Migration.operations.append(migrations.RunPython(_triggers, migrations.RunPython.noop))
+
+# Existing databases may hold active leases: start the new counter at their true number.
+Migration.operations.append(
+    migrations.RunSQL(
+        "UPDATE annotate_comparison SET open_leases = (SELECT count(*) FROM annotate_assignment a "
+        "WHERE a.comparison_id = annotate_comparison.id AND a.state = 'active')",
+        migrations.RunSQL.noop,
+    )
+)
