@@ -148,3 +148,18 @@ Migration.operations.append(
         migrations.RunSQL.noop,
     )
 )
+
+
+def _triggers_of_0002(apps, schema_editor):
+    """On the way back to 0002, SQLite's table rebuild drops the triggers again: restore 0002's."""
+    if schema_editor.connection.vendor == "sqlite":
+        for sql in SQLITE[:2]:
+            schema_editor.execute(sql)
+        for op in ("INSERT", "UPDATE"):
+            schema_editor.execute(
+                f"CREATE TRIGGER comparison_candidates_match_prompt_{op} BEFORE {op} ON annotate_comparison" + _CHECK
+            )
+
+
+# First in the list, so that its reverse runs last when migrating back.
+Migration.operations.insert(0, migrations.RunPython(migrations.RunPython.noop, _triggers_of_0002))
