@@ -19,7 +19,8 @@ How claim keeps invariant 1 under concurrency:
   against the WHERE clause on its newest version before it is returned (PostgreSQL's EvalPlanQual),
   so the counters we read under our lock are current, and no one can change them until we commit.
   The walk follows the partial index `comparison_claim_idx`, whose key is exactly the ORDER BY, so a
-  claim costs O(log n) plus the rows it skips, not a COUNT over the project.
+  claim costs O(log n) plus the rows it skips, not a COUNT over the project (`claim_query` runs in
+  phases so that a person far ahead of the others never walks their whole backlog).
 - SQLite: every transaction begins IMMEDIATE (see settings), so claims are serialised by the
   database's write lock and the same statement (without row locks) is race-free.
 
