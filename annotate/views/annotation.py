@@ -24,27 +24,41 @@ LABELLERS = (Role.ANNOTATOR, Role.ADJUDICATOR, Role.MANAGER)
 
 
 class JudgmentForm(forms.Form):
-    choice = forms.ChoiceField(choices=[("left", "Left"), ("right", "Right"), ("tie", "Tie"), ("both_bad", "Both bad")])
+    """Pairs send `choice`; best-of-N items send `best` (and optionally `worst`), positions as shown."""
+
+    choice = forms.ChoiceField(
+        choices=[("left", "Left"), ("right", "Right"), ("tie", "Tie"), ("both_bad", "Both bad")], required=False
+    )
+    best = forms.IntegerField(required=False, min_value=1, max_value=64)
+    worst = forms.IntegerField(required=False, min_value=1, max_value=64)
     strength = forms.ChoiceField(choices=[("", "—"), *Strength.choices], required=False)
     rationale = forms.CharField(required=False, max_length=5000)
     time_spent_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
     submission_key = forms.CharField(max_length=64)
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("choice") and data.get("best") is None:
+            raise forms.ValidationError("Choose a response.")
+        return data
 
 
 def _item_context(project, lease: Assignment | None) -> dict:
     if lease is None:
         return {"project": project, "lease": None}
     comparison = lease.comparison
-    a, b = comparison.candidate_a, comparison.candidate_b
-    left, right = (b, a) if lease.swapped else (a, b)
-    return {
+    context = {
         "project": project,
         "lease": lease,
         "prompt": comparison.prompt,
-        "left": left,
-        "right": right,
         "submission_key": uuid.uuid4().hex,
     }
+    if comparison.kind == "best_of_n":
+        context["responses"] = selectors.item_shown(comparison=comparison, lease=lease)
+        return context
+    a, b = comparison.candidate_a, comparison.candidate_b
+    context["left"], context["right"] = (b, a) if lease.swapped else (a, b)
+    return context
 
 
 def _render_item(request: HttpRequest, project, lease, status: int = 200, error: str = "") -> HttpResponse:
@@ -78,7 +92,9 @@ def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
             user=request.user,
             project=project,
             submission=Submission(
-                shown_choice=data["choice"],
+                shown_choice=data["choice"] or "",
+                best=data["best"],
+                worst=data["worst"],
                 strength=data["strength"] or "",
                 rationale=data["rationale"],
                 time_spent_ms=data["time_spent_ms"],
