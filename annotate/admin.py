@@ -114,7 +114,7 @@ class ComparisonAdmin(admin.ModelAdmin):
     list_filter = ["project", "kind", "status"]
     search_fields = ["prompt__external_id"]
     raw_id_fields = ["prompt", "candidate_a", "candidate_b", "candidate_set"]
-    readonly_fields = ["human_judgments", "created_at"]
+    readonly_fields = ["human_judgments", "open_leases", "created_at"]
     list_select_related = ["project", "prompt"]
     inlines = [JudgmentInline]
 
@@ -134,7 +134,9 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "user", "state", "swapped", "created_at", "expires_at"]
     list_filter = ["state", "comparison__project"]
     search_fields = ["user__username"]
-    readonly_fields = ["comparison", "user", "swapped", "display_order", "created_at", "closed_at"]
+    # The state changes only through the queue services, which keep Comparison.open_leases exact;
+    # shortening expires_at is the way to end a lease by hand (the next claim reclaims it).
+    readonly_fields = ["comparison", "user", "state", "swapped", "display_order", "created_at", "closed_at"]
 
 
 @admin.register(m.Resolution)
@@ -152,3 +154,10 @@ class GenerationRunAdmin(admin.ModelAdmin):
     list_select_related = ["project", "generator"]
     raw_id_fields = ["sets"]
     readonly_fields = ["created_at", "created_by"]
+
+
+@admin.register(m.ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "format", "status", "rows", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status", "format", "project"]
+    readonly_fields = ["file_name", "rows", "size_bytes", "error", "attempts", "started_at", "finished_at"]

@@ -203,3 +203,18 @@ CONCORD_GENERATION_MAX_TAKEOVERS = env_int("CONCORD_GENERATION_MAX_TAKEOVERS", 3
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int(
     "CONCORD_BROKER_VISIBILITY_TIMEOUT_S", CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
 )
+
+
+# --- API docs served from this server, no CDN: Swagger UI and Redoc ship in drf-spectacular-sidecar.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS |= {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JudgmentChoiceEnum": "annotate.models.comparisons.Choice",
+        "ShownChoiceEnum": "annotate.services.queue.SHOWN_CHOICES",
+    },
+}

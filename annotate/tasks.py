@@ -27,3 +27,12 @@ def gpu_generate_candidates(self, set_ids: list[int]) -> dict[str, int]:
 def resume_queued_work(**kwargs) -> None:
     """Queued sets whose messages never reached the broker (it was down) are sent again."""
     generation.candidate_sets_dispatch_queued()
+
+
+@shared_task(name="annotate.tasks.export_run", acks_late=True)
+def export_run(job_id: int) -> dict[str, int | str | None]:
+    """Write one export job's file (default queue)."""
+    from annotate.services.exports import export_job_run
+
+    job = export_job_run(job_id=job_id)
+    return {"job": job_id, "status": job.status if job else None, "rows": job.rows if job else None}

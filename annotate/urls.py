@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from annotate.views import annotation, generation, members, projects
+from annotate.views import annotation, generation, members, projects, tokens
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -25,7 +26,8 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("annotate.api.urls")),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("account/tokens/", tokens.token_page, name="api-tokens"),
 ]
 
 urlpatterns += [

@@ -14,6 +14,7 @@ from annotate.models.comparisons import (
     Source,
     Strength,
 )
+from annotate.models.exports import ExportFormat, ExportJob
 from annotate.models.generation import GenerationRun
 from annotate.models.projects import Membership, Principle, Project, Role
 from annotate.models.prompts import Prompt
@@ -28,6 +29,8 @@ __all__ = [
     "Comparison",
     "ComparisonKind",
     "ComparisonStatus",
+    "ExportFormat",
+    "ExportJob",
     "GenerationRun",
     "GeneratorSpec",
     "JudgeSpec",

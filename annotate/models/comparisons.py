@@ -44,12 +44,29 @@ class Comparison(models.Model):
     )
     status = models.CharField(max_length=12, choices=ComparisonStatus.choices, default=ComparisonStatus.OPEN)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
-    human_judgments = models.PositiveSmallIntegerField(default=0, help_text="Submitted human judgments.")
+    human_judgments = models.PositiveSmallIntegerField(
+        default=0, help_text="Human judgments submitted through the queue (derived best-of-N outcomes not counted)."
+    )
+    # Denormalised count of this item's active leases, changed only under this row's lock by
+    # annotate.services.queue, so that claiming is an index range scan instead of a COUNT per item.
+    open_leases = models.PositiveSmallIntegerField(default=0, help_text="Active leases (kept by the queue).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-priority", "id"]
-        indexes = [models.Index(fields=["project", "status", "-priority", "id"], name="comparison_queue_idx")]
+        indexes = [
+            models.Index(fields=["project", "status", "-priority", "id"], name="comparison_queue_idx"),
+            # The claim query walks this index in its ORDER BY: in progress first (more people
+            # started), then priority, then age; only open items are in it.
+            models.Index(
+                F("project"),
+                (F("human_judgments") + F("open_leases")).desc(),
+                F("priority").desc(),
+                F("id"),
+                name="comparison_claim_idx",
+                condition=Q(status="open"),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(
@@ -63,6 +80,9 @@ class Comparison(models.Model):
                 fields=["candidate_a", "candidate_b"], condition=Q(kind="pair"), name="comparison_unique_pair"
             ),
             models.CheckConstraint(condition=Q(status__in=ComparisonStatus.values), name="comparison_status_valid"),
+            models.UniqueConstraint(
+                fields=["candidate_set"], condition=Q(kind="best_of_n"), name="comparison_unique_best_of_n"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -78,6 +98,7 @@ class Choice(models.TextChoices):
     BOTH_BAD = "both_bad", "Both bad"
     NA = "na", "No verdict (NA)"
     INCONSISTENT = "inconsistent", "Inconsistent (judge orders disagree)"
+    PICK = "pick", "Best-of-N pick (see best and worst candidate)"
 
 
 class Strength(models.TextChoices):
@@ -118,8 +139,12 @@ class Assignment(models.Model):
             models.Index(fields=["user", "state"]),
         ]
         constraints = [
+            # A person holds an item at most once and never gets back one they judged or skipped
+            # (released and expired leases do not count: the item may come back to them).
             models.UniqueConstraint(
-                fields=["comparison", "user"], condition=Q(state="active"), name="assignment_one_open_lease"
+                fields=["comparison", "user"],
+                condition=Q(state__in=["active", "submitted", "skipped"]),
+                name="assignment_once_per_person",
             ),
             models.CheckConstraint(condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"),
         ]
@@ -168,6 +193,14 @@ class Judgment(models.Model):
     rationale = models.TextField(blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     submission_key = models.CharField(max_length=64, blank=True)
+    derived_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="derived",
+        help_text="A pairwise outcome implied by this best-of-N pick (see annotate.services.best_of_n).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

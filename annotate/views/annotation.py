@@ -1,4 +1,4 @@
-"""The annotator's pairwise screen: claim the next item, submit a verdict, skip."""
+"""The annotator's screens: claim the next item, show it (pair or best-of-N), submit, skip."""
 
 from __future__ import annotations
 
@@ -11,27 +11,29 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate import selectors
-from annotate.models import Assignment, Role, Strength
+from annotate.models import Assignment, ComparisonKind, Role, Strength
 from annotate.services.queue import (
     QueueError,
     Submission,
     assignment_claim,
     assignment_skip,
     judgment_submit,
-    shown_to_choice,
 )
 
 LABELLERS = (Role.ANNOTATOR, Role.ADJUDICATOR, Role.MANAGER)
-
-
 SHOWN_CHOICES = [("left", "Response 1"), ("right", "Response 2"), ("tie", "Tie"), ("both_bad", "Both bad")]
 PRINCIPLE_CHOICES = [("left", "Response 1"), ("right", "Response 2"), ("tie", "Tie"), ("na", "Not relevant")]
+TEMPLATES = {ComparisonKind.PAIR: "annotate/compare.html", ComparisonKind.BEST_OF_N: "annotate/best_of_n.html"}
 
 
 class JudgmentForm(forms.Form):
-    """A verdict in the terms the person saw (left/right); the service maps it to A/B."""
+    """A verdict in the terms the person saw: pairs send `choice` (left/right/tie/both_bad),
+    best-of-N items send `best` (and optionally `worst`) as 1-based shown positions.
+    The queue service maps them to the comparison's own terms."""
 
-    choice = forms.ChoiceField(choices=SHOWN_CHOICES)
+    choice = forms.ChoiceField(choices=SHOWN_CHOICES, required=False)
+    best = forms.IntegerField(required=False, min_value=1, max_value=64)
+    worst = forms.IntegerField(required=False, min_value=1, max_value=64)
     strength = forms.ChoiceField(choices=[("", "—"), *Strength.choices], required=False)
     rationale = forms.CharField(required=False, max_length=5000)
     time_spent_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
@@ -45,82 +47,89 @@ class JudgmentForm(forms.Form):
         if require_rationale:
             self.fields["rationale"].required = True
 
-    def principle_choices(self, *, swapped: bool) -> dict[str, str]:
-        """Per-principle verdicts in A/B terms, keyed by principle id."""
-        out = {}
-        for principle in self.principles:
-            value = self.cleaned_data.get(f"principle_{principle.pk}")
-            if value in ("tie", "na"):
-                out[str(principle.pk)] = value
-            elif value:
-                out[str(principle.pk)] = shown_to_choice(shown_choice=value, swapped=swapped)
-        return out
+    def clean(self):
+        data = super().clean()
+        if not data.get("choice") and data.get("best") is None:
+            raise forms.ValidationError("Choose a response.")
+        return data
+
+    def principle_choices(self) -> dict[str, str]:
+        """Per-principle verdicts as shown (left/right/tie/na), keyed by principle id."""
+        return {
+            str(p.pk): self.cleaned_data[f"principle_{p.pk}"]
+            for p in self.principles
+            if self.cleaned_data.get(f"principle_{p.pk}")
+        }
 
 
 def _item_context(project, lease: Assignment | None, user) -> dict:
-    base = {
+    context = {
         "project": project,
         "lease": lease,
         "progress": selectors.annotator_progress(user=user, project=project),
-        "principles": list(project.principles.all()),
-        "principle_choices": PRINCIPLE_CHOICES,
-        "strengths": Strength.choices,
     }
     if lease is None:
-        return base
+        return context
     comparison = lease.comparison
+    context.update(prompt=comparison.prompt, submission_key=uuid.uuid4().hex)
+    if comparison.kind == ComparisonKind.BEST_OF_N:
+        context["responses"] = selectors.item_shown(comparison=comparison, lease=lease)
+        return context
     a, b = comparison.candidate_a, comparison.candidate_b
-    left, right = (b, a) if lease.swapped else (a, b)
-    return {
-        **base,
-        "prompt": comparison.prompt,
-        "left": left,
-        "right": right,
-        "submission_key": uuid.uuid4().hex,
-    }
+    context.update(
+        left=b if lease.swapped else a,
+        right=a if lease.swapped else b,
+        principles=list(project.principles.all()),
+        principle_choices=PRINCIPLE_CHOICES,
+        strengths=Strength.choices,
+    )
+    return context
 
 
 def _render_item(request: HttpRequest, project, lease, status: int = 200, error: str = "") -> HttpResponse:
     context = _item_context(project, lease, request.user)
     context["error"] = error
-    template = "annotate/compare.html#item" if request.htmx else "annotate/compare.html"
-    return render(request, template, context, status=status)
+    template = TEMPLATES.get(lease.comparison.kind if lease else ComparisonKind.PAIR, TEMPLATES[ComparisonKind.PAIR])
+    return render(request, f"{template}#item" if request.htmx else template, context, status=status)
+
+
+def _with_item(lease: Assignment) -> Assignment:
+    return Assignment.objects.select_related(
+        "comparison__prompt", "comparison__candidate_a", "comparison__candidate_b"
+    ).get(pk=lease.pk)
 
 
 def annotate_next(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
     lease = assignment_claim(project=project, user=request.user)
-    if lease is not None:
-        lease = Assignment.objects.select_related(
-            "comparison__prompt", "comparison__candidate_a", "comparison__candidate_b"
-        ).get(pk=lease.pk)
-    return _render_item(request, project, lease)
+    return _render_item(request, project, _with_item(lease) if lease else None)
 
 
 @require_POST
 def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
-    lease = _own_lease(request, project, assignment_id)
     form = JudgmentForm(request.POST, principles=project.principles.all(), require_rationale=project.require_rationale)
     if not form.is_valid():
-        return _render_item(request, project, lease, status=400, error=_form_error(form))
+        return _render_item(request, project, _own_lease(request, project, assignment_id), 400, _form_error(form))
     data = form.cleaned_data
     try:
         judgment_submit(
             assignment_id=assignment_id,
             user=request.user,
+            project=project,
             submission=Submission(
-                shown_choice=data["choice"],
+                shown_choice=data["choice"] or "",
+                best=data["best"],
+                worst=data["worst"],
                 strength=data["strength"] or "",
                 rationale=data["rationale"],
-                principle_choices=form.principle_choices(swapped=bool(lease and lease.swapped)),
+                principle_choices=form.principle_choices(),
                 time_spent_ms=data["time_spent_ms"],
                 submission_key=data["submission_key"],
             ),
         )
     except QueueError as exc:
-        lease = _own_lease(request, project, assignment_id)
-        return _render_item(request, project, lease, status=400, error=str(exc))
+        return _render_item(request, project, _own_lease(request, project, assignment_id), 400, str(exc))
     if request.htmx:
         return annotate_next(request, slug)
     return redirect("annotate-next", slug=project.slug)
@@ -131,7 +140,7 @@ def annotate_skip(request: HttpRequest, slug: str, assignment_id: int) -> HttpRe
     project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
     # A lease that is not theirs or already closed: just show the next item.
     with contextlib.suppress(QueueError):
-        assignment_skip(assignment_id=assignment_id, user=request.user)
+        assignment_skip(assignment_id=assignment_id, user=request.user, project=project)
     if request.htmx:
         return annotate_next(request, slug)
     return redirect("annotate-next", slug=project.slug)

@@ -50,6 +50,11 @@
     if (dialog && dialog.open) return;
     const form = document.getElementById("judgment-form");
     if (!form) return;
+    if (form.dataset.kind === "best_of_n" && /^Digit[1-9]$/.test(event.code)) {
+      // Best-of-N: a number picks the best, Shift+number the worst.
+      if (pick(form, event.shiftKey ? "worst" : "best", event.code.slice(5))) event.preventDefault();
+      return;
+    }
     if (CHOICE_KEYS[event.key]) {
       if (pick(form, "choice", CHOICE_KEYS[event.key])) event.preventDefault();
     } else if (STRENGTH_KEYS[event.key]) {
