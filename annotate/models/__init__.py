@@ -14,6 +14,21 @@ from annotate.models.comparisons import (
     Source,
     Strength,
 )
+from annotate.models.judging import (
+    CandidateScore,
+    Demonstration,
+    DemonstrationPool,
+    DemonstrationSource,
+    JudgeRun,
+    JudgeTask,
+    PrincipleVerdict,
+    RankingMethod,
+    Route,
+    RoutingDecision,
+    SetAgreement,
+    SetRanking,
+    SpaPair,
+)
 from annotate.models.projects import Membership, Principle, Project, Role
 from annotate.models.prompts import Prompt
 from annotate.models.specs import GeneratorSpec, JudgeSpec, ModelKind
@@ -42,4 +57,21 @@ __all__ = [
     "Source",
     "Strategy",
     "Strength",
+]
+
+# AI judging (issue 4)
+__all__ += [
+    "CandidateScore",
+    "Demonstration",
+    "DemonstrationPool",
+    "DemonstrationSource",
+    "JudgeRun",
+    "JudgeTask",
+    "PrincipleVerdict",
+    "RankingMethod",
+    "Route",
+    "RoutingDecision",
+    "SetAgreement",
+    "SetRanking",
+    "SpaPair",
 ]

@@ -131,6 +131,8 @@ class ListwiseRanker:
         for (item, demos), answer in zip(jobs, answers, strict=True):
             meta = {"demonstrations": [d.key for d in demos]}
             if isinstance(answer, Exception):
+                # The call itself failed (server down, refused): not the ranker's answer.
+                meta["call_failed"] = True
                 results.append(ListwiseResult(key=item.key, ranking=None, error=str(answer), meta=meta))
                 continue
             try:
