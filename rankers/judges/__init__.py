@@ -84,7 +84,12 @@ def _cached(kind: str, ref: ModelRef, params: dict, threads: int | None, build):
 
 def _client(ref: ModelRef, params: dict) -> ChatClient:
     return chat_client(
-        ref.endpoint, ref.model, api_key_env=ref.api_key_env, timeout_s=float(params.get("timeout_s", 60))
+        ref.endpoint,
+        ref.model,
+        api_key_env=ref.api_key_env,
+        timeout_s=float(params.get("timeout_s", 60)),
+        max_retries=int(params.get("max_retries", 3)),
+        backoff_s=float(params.get("backoff_s", 0.5)),
     )
 
 

@@ -98,12 +98,27 @@ _clients: dict[tuple, ChatClient] = {}
 _lock = threading.Lock()
 
 
-def chat_client(endpoint: str, model: str, *, api_key_env: str = "", timeout_s: float = 60.0) -> ChatClient:
-    """One client (one connection pool) per endpoint, model and key per process."""
+def chat_client(
+    endpoint: str,
+    model: str,
+    *,
+    api_key_env: str = "",
+    timeout_s: float = 60.0,
+    max_retries: int = 3,
+    backoff_s: float = 0.5,
+) -> ChatClient:
+    """One client (one connection pool) per endpoint, model, key and retry policy per process."""
     # The key's hash is part of the cache key so that a rotated key gets a fresh client.
     secret = os.environ.get(api_key_env, "") if api_key_env else ""
-    key = (endpoint, model, api_key_env, timeout_s, hashlib.sha256(secret.encode()).hexdigest())
+    key = (endpoint, model, api_key_env, timeout_s, max_retries, backoff_s, hashlib.sha256(secret.encode()).hexdigest())
     with _lock:
         if key not in _clients:
-            _clients[key] = ChatClient(endpoint, model, api_key_env=api_key_env, timeout_s=timeout_s)
+            _clients[key] = ChatClient(
+                endpoint,
+                model,
+                api_key_env=api_key_env,
+                timeout_s=timeout_s,
+                max_retries=max_retries,
+                backoff_s=backoff_s,
+            )
         return _clients[key]
