@@ -169,4 +169,3 @@ def demonstrations_draw(
     if k <= 0 or not usable:
         return []
     return random.Random(seed).sample(usable, min(k, len(usable)))
-

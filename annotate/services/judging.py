@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from itertools import combinations
 from statistics import mean
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -119,7 +120,13 @@ def judge_spec_create(
         params=params or {},
         version=version,
     )
-    spec.full_clean()
+    # Django's URL validator refuses single-label hosts ("http://vllm:8000/v1"), which is how servers
+    # inside a compose network or cluster are usually named: check the endpoint here instead.
+    if endpoint:
+        parsed = urlsplit(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise JudgingError(f"{endpoint!r} is not an http(s) URL")
+    spec.full_clean(exclude=["endpoint"])
     spec.save()
     return spec
 
@@ -160,18 +167,19 @@ def _enqueue(run_id: int) -> None:
 def judge_run_start(
     *,
     project: Project,
-    judge: JudgeSpec,
+    judge: JudgeSpec | None,
     task: str,
     reference: JudgeSpec | None = None,
     user: AbstractBaseUser | None = None,
 ) -> JudgeRun:
-    """Queue a run and enqueue its task once the transaction commits.
+    """Queue a run and enqueue its task once the transaction commits (judge None: the default judge).
 
     If the same judge already has an active run of this task in the project, that run is returned
     instead (a double click starts nothing twice; a database constraint backs this up).
     """
     if task not in JudgeTask.values:
         raise JudgingError(f"unknown task {task!r}")
+    judge = judge or judge_spec_default()
     if task in (JudgeTask.LIKELIHOOD, JudgeTask.SPA) and judge.kind not in LOCAL_KINDS:
         raise JudgingError("white-box scoring needs the model's weights: pick a local (GGUF or directory) judge")
     if task == JudgeTask.SPA:
