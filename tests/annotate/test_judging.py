@@ -226,3 +226,19 @@ def test_likelihood_ranking_and_spa_pairs(project, tiny_spec, second_tiny_dir):
     smallest = min(pairs, key=lambda p: p.margin)
     assert smallest.flagged
     assert RoutingDecision.objects.get(comparison=smallest.comparison).route == Route.HUMAN
+
+
+@pytest.mark.model
+def test_the_default_judge_is_shown_to_be_at_chance(project, client, manager):
+    """The real path with the real default model: every verdict inconsistent, nothing labelled, and
+    the judging page says so."""
+    from django.urls import reverse
+
+    make_sets(project, [["Paris is the capital of France.", "Bananas are yellow.", "I do not know."]])
+    run = judging.judge_run_start(project=project, judge=None, task=JudgeTask.PAIRWISE)
+    assert judging.judge_run_execute(run_id=run.pk)["status"] == "done"
+    assert set(Judgment.objects.values_list("choice", flat=True)) == {Choice.INCONSISTENT}
+    assert not Resolution.objects.exists()
+    client.force_login(manager)
+    page = client.get(reverse("judging", args=[project.slug])).content.decode()
+    assert f"{judging.DEFAULT_JUDGE_NAME} is at chance as an A/B judge" in page
