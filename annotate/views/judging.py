@@ -85,12 +85,17 @@ class JudgeSpecForm(forms.Form):
     model = forms.CharField(
         max_length=500, required=False, help_text="Local: the model directory. Server: the model name it serves."
     )
-    gguf_file = forms.CharField(max_length=300, required=False, help_text="GGUF only: the file inside the folder.")
+    gguf_file = forms.CharField(
+        label="GGUF file", max_length=300, required=False, help_text="GGUF only: the file inside the folder."
+    )
     endpoint = forms.CharField(
         max_length=200, required=False, help_text="Server only: its base URL, e.g. http://gpu-box:8000/v1"
     )
     api_key_env = forms.CharField(
-        max_length=120, required=False, help_text="Server only: the environment variable that holds the API key."
+        label="API key variable",
+        max_length=120,
+        required=False,
+        help_text="Server only: the environment variable that holds the API key.",
     )
     params = forms.CharField(
         required=False,
@@ -115,11 +120,20 @@ class RoutingSettingsForm(forms.Form):
     min_confidence = forms.FloatField(min_value=0, max_value=1, help_text="Debiased judge probability needed.")
     audit_rate = forms.FloatField(min_value=0, max_value=1, help_text="Share of pseudo-labels people also label.")
     min_votes = forms.IntegerField(min_value=1, help_text="Confident AI votes a pseudo-label needs.")
-    spa_flag_percent = forms.FloatField(min_value=0, max_value=100, help_text="SPA pairs flagged (bottom K %).")
-    spa_beta = forms.FloatField(min_value=0.0001)
+    spa_flag_percent = forms.FloatField(
+        label="SPA flag percent", min_value=0, max_value=100, help_text="SPA pairs flagged as noisy (bottom K %)."
+    )
+    spa_beta = forms.FloatField(label="SPA beta", min_value=0.0001, help_text="Confidence = sigmoid(beta x margin).")
     agreement_rule = forms.ChoiceField(choices=[])
-    demo_k = forms.IntegerField(min_value=0, max_value=16, help_text="Demonstrations per listwise call.")
-    demo_min_tau = forms.FloatField(min_value=-1, max_value=1, help_text="Agreement that enters the pool.")
+    demo_k = forms.IntegerField(
+        label="Demonstrations per call", min_value=0, max_value=16, help_text="k, for the listwise ranker."
+    )
+    demo_min_tau = forms.FloatField(
+        label="Demonstration agreement",
+        min_value=-1,
+        max_value=1,
+        help_text="Kendall tau at which a set both rankers agree on enters the pool.",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
