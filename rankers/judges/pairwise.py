@@ -131,9 +131,18 @@ class LogitJudge(PairwiseJudge):
         batches: list[list[int]] = []
         current: list[int] = []
         tokens = 0
+
+        def fits(n: int, n_tokens: int) -> bool:
+            return len(current) + n <= self.batch_size and tokens + n_tokens <= self.max_batch_tokens
+
         for cluster in clusters:
+            cluster_tokens = sum(len(seqs[i]) for i in cluster)
+            # Keep a cluster in one batch when it fits in a fresh one: splitting it loses sharing.
+            if current and not fits(len(cluster), cluster_tokens) and len(cluster) <= self.batch_size:
+                batches.append(current)
+                current, tokens = [], 0
             for i in cluster:
-                if current and (len(current) >= self.batch_size or tokens + len(seqs[i]) > self.max_batch_tokens):
+                if current and not fits(1, len(seqs[i])):
                     batches.append(current)
                     current, tokens = [], 0
                 current.append(i)
@@ -175,9 +184,10 @@ def parse_verdict(text: str) -> str | None:
 
 class GenerativeJudge(PairwiseJudge):
     """The generate-then-parse baseline: the judge writes a short rationale and a [[A]]/[[B]]/[[NA]]
-    verdict (greedy, up to `max_new_tokens`), one pair (both orders) per generate call, as chat
-    judges such as MT-Bench's do. An unparseable answer counts as NA. Kept for comparison: the
-    logit judge gives the same kind of verdict from a single forward pass, with probabilities.
+    verdict (greedy, up to `max_new_tokens`), as chat judges such as MT-Bench's do, one pair at a
+    time: both orders in one generate call (`orders_per_call=2`), or one call per order as MT-Bench
+    does (`orders_per_call=1`). An unparseable answer counts as NA. Kept for comparison: the logit
+    judge gives the same kind of verdict from a single forward pass, with probabilities.
     """
 
     def __init__(
@@ -187,11 +197,13 @@ class GenerativeJudge(PairwiseJudge):
         threads: int | None = None,
         prompt: PairwisePrompt | None = None,
         max_new_tokens: int = 64,
+        orders_per_call: int = 2,
     ) -> None:
         super().__init__(prompt or PairwisePrompt.from_params({}, generative=True))
         self.ref = ref
         self.threads = threads
         self.max_new_tokens = max_new_tokens
+        self.orders_per_call = orders_per_call
         self.outputs: list[str] = []
         self.new_tokens = 0
         self._loaded: LoadedModel | None = None
@@ -205,8 +217,9 @@ class GenerativeJudge(PairwiseJudge):
     def order_probs(self, conversations: list[list[Message]]) -> list[LabelProbs]:
         tokenizer = self.loaded.tokenizer
         results: list[LabelProbs] = []
-        for start in range(0, len(conversations), 2):
-            prompts = [encode(tokenizer, render_chat(tokenizer, c)) for c in conversations[start : start + 2]]
+        step = self.orders_per_call
+        for start in range(0, len(conversations), step):
+            prompts = [encode(tokenizer, render_chat(tokenizer, c)) for c in conversations[start : start + step]]
             for text, n_tokens in greedy_generate(self.loaded, prompts, max_new_tokens=self.max_new_tokens):
                 self.outputs.append(text)
                 self.new_tokens += n_tokens

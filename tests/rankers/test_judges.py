@@ -176,3 +176,17 @@ def test_default_model_is_at_chance_as_an_ab_judge(default_model_checkpoint):
     )
     assert all(v.ab.verdict() == "first" and v.ba.verdict() == "first" for v in verdicts)
     assert all(v.choice == "inconsistent" for v in verdicts)
+
+
+def test_batches_keep_prefix_sharing_clusters_together(tiny_ref):
+    judge = LogitJudge(tiny_ref, batch_size=16)
+    # Three "candidate sets" of 12 sequences each: one shared 40-token head per set.
+    seqs = [[s] * 40 + [100 + i, 7, 8] for s in (1, 2, 3) for i in range(12)]
+    batches = judge.batches(seqs)
+    assert [len(b) for b in batches] == [12, 12, 12]
+    assert all(len({seqs[i][0] for i in b}) == 1 for b in batches)
+    # A cluster bigger than a batch is split; shorter clusters come first.
+    big = [[9] * 40 + [i] for i in range(20)] + [[5] * 10]
+    assert [len(b) for b in judge.batches(big)] == [16, 5]  # a split cluster fills the batch up
+    flat = LogitJudge(tiny_ref, batch_size=16, share_prefix=False)
+    assert [len(b) for b in flat.batches(seqs)] == [16, 16, 4]
