@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, Count, FloatField, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from annotate.models import (
     Demonstration,
@@ -57,55 +58,62 @@ def human_majorities(*, project: Project) -> dict[int, str]:
     return majorities
 
 
-def _figures(rows: Iterable[tuple[int, str, float | None, dict]], majorities: dict[int, str]) -> dict[str, Any]:
-    """Consistency figures of one judge from (comparison id, choice, confidence, probabilities) rows."""
-    n = consistent = inconsistent = na = 0
-    first_picks = order_verdicts = 0
-    mass = 0.0
-    mass_n = 0
-    confidence_sum = 0.0
-    confidence_n = 0
-    with_humans = agree_humans = 0
-    for cid, choice, confidence, probabilities in rows:
-        n += 1
-        if choice == "inconsistent":
-            inconsistent += 1
-        else:
-            consistent += 1
-            if choice == "na":
-                na += 1
-            if confidence is not None:
-                confidence_sum += confidence
-                confidence_n += 1
-        orders = (probabilities or {}).get("order_choices") or []
-        if len(orders) == 2:
-            for verdict, first in zip(orders, ("a", "b"), strict=True):
-                if verdict != "na":
-                    order_verdicts += 1
-                    first_picks += verdict == first
-        for key in ("ab", "ba"):
-            value = ((probabilities or {}).get(key) or {}).get("mass")
-            if value is not None:
-                mass += value
-                mass_n += 1
-        if cid in majorities and choice in ("a", "b"):
-            with_humans += 1
-            agree_humans += choice == majorities[cid]
+def _aggregate(queryset: QuerySet) -> dict[tuple[int, str], dict[str, Any]]:
+    """Counts and means per (judge, version), computed by the database (no row is loaded)."""
+    order_ab = "probabilities__order_choices__0"
+    order_ba = "probabilities__order_choices__1"
+    rows = (
+        queryset.values("judge_id", "judge_version")
+        .annotate(
+            judged=Count("id"),
+            inconsistent=Count("id", filter=Q(choice="inconsistent")),
+            na=Count("id", filter=Q(choice="na")),
+            # The judge picked the response shown first: a in order ab, b in order ba.
+            first_picks=Count("id", filter=Q(**{order_ab: "a"})) + Count("id", filter=Q(**{order_ba: "b"})),
+            order_verdicts=Count("id", filter=Q(**{f"{order_ab}__in": ["a", "b"]}))
+            + Count("id", filter=Q(**{f"{order_ba}__in": ["a", "b"]})),
+            mass_ab=Avg(Cast(KT("probabilities__ab__mass"), FloatField())),
+            mass_ba=Avg(Cast(KT("probabilities__ba__mass"), FloatField())),
+            mean_confidence=Avg("confidence", filter=~Q(choice="inconsistent")),
+        )
+        .order_by()
+    )
+    return {(r.pop("judge_id"), r.pop("judge_version")): r for r in rows}
+
+
+def _human_agreement(queryset: QuerySet, majorities: dict[int, str]) -> dict[tuple[int, str], tuple[int, int]]:
+    """(compared, agreed) per (judge, version) on the comparisons people have a majority on."""
+    out: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    rows = queryset.filter(comparison_id__in=list(majorities), choice__in=["a", "b"]).values_list(
+        "judge_id", "judge_version", "comparison_id", "choice"
+    )
+    for judge_id, version, cid, choice in rows:
+        counts = out[(judge_id, version)]
+        counts[0] += 1
+        counts[1] += choice == majorities[cid]
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _figures(agg: dict[str, Any], humans: tuple[int, int]) -> dict[str, Any]:
+    n = agg["judged"]
+    consistent = n - agg["inconsistent"]
+    masses = [m for m in (agg["mass_ab"], agg["mass_ba"]) if m is not None]
+    position = agg["first_picks"] / agg["order_verdicts"] if agg["order_verdicts"] else None
+    compared, agreed = humans
     figures = {
         "judged": n,
         "consistent": consistent,
-        "inconsistent": inconsistent,
-        "na": na,
+        "inconsistent": agg["inconsistent"],
+        "na": agg["na"],
         "consistent_rate": consistent / n if n else None,
-        "inconsistent_rate": inconsistent / n if n else None,
-        "na_rate": na / n if n else None,
-        "first_position_rate": first_picks / order_verdicts if order_verdicts else None,
-        "label_mass": mass / mass_n if mass_n else None,
-        "mean_confidence": confidence_sum / confidence_n if confidence_n else None,
-        "compared_with_humans": with_humans,
-        "human_agreement": agree_humans / with_humans if with_humans else None,
+        "inconsistent_rate": agg["inconsistent"] / n if n else None,
+        "na_rate": agg["na"] / n if n else None,
+        "first_position_rate": position,
+        "label_mass": sum(masses) / len(masses) if masses else None,
+        "mean_confidence": agg["mean_confidence"],
+        "compared_with_humans": compared,
+        "human_agreement": agreed / compared if compared else None,
     }
-    position = figures["first_position_rate"]
     figures["at_chance"] = bool(
         n
         and (
@@ -118,41 +126,32 @@ def _figures(rows: Iterable[tuple[int, str, float | None, dict]], majorities: di
 
 def judge_consistency(*, project: Project) -> list[dict[str, Any]]:
     """Per judge and version: how often both orders agree, which position it favours, how much of
-    its probability falls on a valid label, its confidence, and its agreement with people.
+    its probability falls on a valid label, its confidence, and its agreement with people's
+    majority verdicts.
 
     One row per (judge, version, kind), kind "pairwise" or "principles"; current versions first.
+    Aggregated in the database, so the page stays fast however many verdicts there are.
     """
+    pairwise = Judgment.objects.filter(comparison__project=project, source=Source.AI)
+    principles = PrincipleVerdict.objects.filter(comparison__project=project)
     majorities = human_majorities(project=project)
-    grouped: dict[tuple, list] = defaultdict(list)
-    specs: dict[int, JudgeSpec] = {}
-    pairwise = (
-        Judgment.objects.filter(comparison__project=project, source=Source.AI)
-        .values_list("judge_id", "judge_version", "comparison_id", "choice", "confidence", "probabilities")
-        .order_by()
-    )
-    for judge_id, version, cid, choice, confidence, probabilities in pairwise.iterator(chunk_size=2000):
-        grouped[(judge_id, version, "pairwise")].append((cid, choice, confidence, probabilities))
-    principles = (
-        PrincipleVerdict.objects.filter(comparison__project=project)
-        .values_list("judge_id", "judge_version", "comparison_id", "choice", "confidence", "probabilities")
-        .order_by()
-    )
-    for judge_id, version, cid, choice, confidence, probabilities in principles.iterator(chunk_size=2000):
-        # People do not give per-principle verdicts here: no human agreement for these rows.
-        grouped[(judge_id, version, "principles")].append((cid, choice, confidence, probabilities))
-    specs = {s.pk: s for s in JudgeSpec.objects.filter(pk__in={k[0] for k in grouped})}
+    humans = _human_agreement(pairwise, majorities) if majorities else {}
+    groups = [("pairwise", _aggregate(pairwise)), ("principles", _aggregate(principles))]
+    specs = JudgeSpec.objects.in_bulk({judge_id for _, agg in groups for judge_id, _ in agg})
     rows = []
-    for (judge_id, version, kind), items in grouped.items():
-        spec = specs[judge_id]
-        rows.append(
-            {
-                "judge": spec,
-                "version": version,
-                "current": version == spec.version,
-                "kind": kind,
-                **_figures(items, majorities if kind == "pairwise" else {}),
-            }
-        )
+    for kind, aggregated in groups:
+        for (judge_id, version), agg in aggregated.items():
+            spec = specs[judge_id]
+            rows.append(
+                {
+                    "judge": spec,
+                    "version": version,
+                    "current": version == spec.version,
+                    "kind": kind,
+                    # People give no per-principle verdicts here: no human agreement for those rows.
+                    **_figures(agg, humans.get((judge_id, version), (0, 0)) if kind == "pairwise" else (0, 0)),
+                }
+            )
     rows.sort(key=lambda r: (not r["current"], r["judge"].name, r["kind"], r["version"]))
     return rows
 

@@ -77,10 +77,6 @@ class JudgeRun(models.Model):
     def active(self) -> bool:
         return self.status in ACTIVE_RUN_STATUSES
 
-    @property
-    def percent(self) -> int:
-        return round(100 * self.done / self.total) if self.total else (100 if self.status == RunStatus.DONE else 0)
-
 
 class CandidateScore(models.Model):
     """log p(candidate | prompt) under one model version: kept so that rankings and SPA labels can be

@@ -25,7 +25,6 @@ from annotate.services.judging import (
     judge_run_retry,
     judge_run_start,
     judge_spec_create,
-    judge_spec_default,
 )
 from annotate.services.routing import (
     REASON_LABELS,
@@ -57,9 +56,10 @@ class JudgeRunForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        choices = _judge_choices()
-        self.fields["judge"].choices = choices
-        self.fields["reference"].choices = [("none", "—"), *choices]
+        self.fields["judge"].choices = _judge_choices()
+        self.fields["reference"].choices = [("none", "—")] + [
+            (str(s.pk), f"{s.name} (v{s.version})") for s in selectors_judging.judge_specs_all()
+        ]
 
     def _spec(self, value: str) -> JudgeSpec | None:
         if value in ("", "none"):
@@ -73,10 +73,7 @@ class JudgeRunForm(forms.Form):
         return self._spec(self.cleaned_data["judge"])
 
     def clean_reference(self) -> JudgeSpec | None:
-        value = self.cleaned_data["reference"]
-        if value == DEFAULT_CHOICE:
-            return judge_spec_default()
-        return self._spec(value)
+        return self._spec(self.cleaned_data["reference"])
 
 
 class JudgeSpecForm(forms.Form):

@@ -210,3 +210,16 @@ def test_project_page_links_managers_to_the_judges(client, project, manager, ann
         reverse("judging", args=[project.slug])
         not in client.get(reverse("project-detail", args=[project.slug])).content.decode()
     )
+
+
+def test_consistency_figures_include_agreement_with_people(project, spec, annotator):
+    from annotate.selectors_judging import judge_consistency
+
+    _verdicts(project, spec, Choice.A, ["a", "a"], n=3)
+    first, second, _third = Judgment.objects.filter(source=Source.AI).order_by("id")
+    for judgment, human in ((first, Choice.A), (second, Choice.B)):
+        Judgment.objects.create(comparison=judgment.comparison, source=Source.HUMAN, annotator=annotator, choice=human)
+    (row,) = judge_consistency(project=project)
+    assert row["compared_with_humans"] == 2 and row["human_agreement"] == 0.5
+    assert row["label_mass"] == pytest.approx(0.75) and row["mean_confidence"] == pytest.approx(0.9)
+    assert row["consistent_rate"] == 1 and row["first_position_rate"] == 0.5 and not row["at_chance"]
