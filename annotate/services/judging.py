@@ -216,17 +216,24 @@ def judge_run_start(
 
 def judge_run_retry(*, project: Project, run_id: int) -> JudgeRun:
     """Queue a failed run again; it resumes with the work it had not stored yet."""
-    with transaction.atomic():
-        run = JudgeRun.objects.select_for_update(of=("self",)).get(pk=run_id, project=project)
-        if run.status != RunStatus.FAILED:
-            return run
-        if JudgeRun.objects.filter(
-            project=project, judge=run.judge_id, task=run.task, status__in=ACTIVE_RUN_STATUSES
-        ).exists():
-            raise JudgingError("this judge is already running this task; wait for it to finish")
-        run.status, run.error, run.claim = RunStatus.QUEUED, "", ""
-        run.save(update_fields=["status", "error", "claim"])
-        _enqueue(run.pk)
+    try:
+        with transaction.atomic():
+            run = (
+                JudgeRun.objects.select_for_update(of=("self",))
+                .select_related("judge", "reference")
+                .get(pk=run_id, project=project)
+            )
+            if run.status != RunStatus.FAILED:
+                return run
+            if run.judge.version != run.judge_version or (
+                run.reference is not None and run.reference.version != run.reference_version
+            ):
+                raise JudgingError("the judge has a new version since this run: start a new run instead")
+            run.status, run.error, run.claim = RunStatus.QUEUED, "", ""
+            run.save(update_fields=["status", "error", "claim"])
+            _enqueue(run.pk)
+    except IntegrityError:  # the one-active-run constraint
+        raise JudgingError("this judge is already running this task; wait for it to finish") from None
     return run
 
 
@@ -259,12 +266,10 @@ def _locked(run: JudgeRun, token: str) -> JudgeRun:
     return locked
 
 
-def _progress(run: JudgeRun, token: str, *, total: int | None = None, done: int | None = None, add: int = 0) -> None:
+def _progress(run: JudgeRun, token: str, *, total: int, done: int) -> None:
     with transaction.atomic():
         locked = _locked(run, token)
-        if total is not None:
-            locked.total = total
-        locked.done = (locked.done if done is None else done) + add
+        locked.total, locked.done = total, done
         locked.save(update_fields=["total", "done"])
     run.total, run.done = locked.total, locked.done
 

@@ -11,6 +11,7 @@ from annotate.models import (
     Choice,
     Comparison,
     ComparisonStatus,
+    JudgeRun,
     JudgeSpec,
     JudgeTask,
     Judgment,
@@ -242,3 +243,20 @@ def test_the_default_judge_is_shown_to_be_at_chance(project, client, manager):
     client.force_login(manager)
     page = client.get(reverse("judging", args=[project.slug])).content.decode()
     assert f"{judging.DEFAULT_JUDGE_NAME} is at chance as an A/B judge" in page
+
+
+def test_retry_refuses_a_changed_judge_and_a_second_active_run(project, tiny_spec):
+    failed = JudgeRun.objects.create(
+        project=project, judge=tiny_spec, judge_version="1", task=JudgeTask.PAIRWISE, status=RunStatus.FAILED
+    )
+    active = judging.judge_run_start(project=project, judge=tiny_spec, task=JudgeTask.PAIRWISE)
+    with pytest.raises(judging.JudgingError, match="already running"):
+        judging.judge_run_retry(project=project, run_id=failed.pk)
+    active.status = RunStatus.DONE
+    active.save()
+    tiny_spec.version = "2"
+    tiny_spec.save()
+    with pytest.raises(judging.JudgingError, match="new version"):
+        judging.judge_run_retry(project=project, run_id=failed.pk)
+    failed.refresh_from_db()
+    assert failed.status == RunStatus.FAILED
