@@ -260,3 +260,19 @@ def test_retry_refuses_a_changed_judge_and_a_second_active_run(project, tiny_spe
         judging.judge_run_retry(project=project, run_id=failed.pk)
     failed.refresh_from_db()
     assert failed.status == RunStatus.FAILED
+
+
+def test_listwise_ranking_also_runs_on_a_local_model(project, tiny_model_dir):
+    """Without a server the listwise ranker runs on a local model (greedy); a random tiny model
+    writes no ranking, which is stored as an error with its raw answer, never guessed."""
+    sets = make_sets(project, TEXTS)
+    spec = tiny_judge(tiny_model_dir, name="tiny-ranker", max_tokens=6)
+    run = judging.judge_run_start(project=project, judge=spec, task=JudgeTask.LISTWISE)
+    assert judging.judge_run_execute(run_id=run.pk)["status"] == "done"
+    rankings = SetRanking.objects.filter(judge=spec, method=RankingMethod.LISTWISE)
+    assert rankings.count() == len(sets)
+    for ranking in rankings:
+        assert (ranking.ranking == [] and ranking.error) or sorted(ranking.ranking) == sorted(
+            ranking.candidate_set.candidates.values_list("id", flat=True)
+        )
+        assert ranking.pool_version == 0
