@@ -148,48 +148,45 @@ def run(options: dict) -> dict:
         if cuda:
             torch.cuda.synchronize()
 
-    def fastest(fn) -> tuple[float, object]:
-        """Seconds of the fastest of `repeat` runs of fn (other jobs share this machine), and a result."""
-        best, result = float("inf"), None
-        for _ in range(max(1, options["repeat"])):
-            sync()
-            t0 = time.perf_counter()
-            result = fn()
-            sync()
-            best = min(best, time.perf_counter() - t0)
-        return best, result
+    singles = pairs[: options["one_pair"]]
+    chosen = pairs[: options["generate"]]
+    flat = LogitJudge(ref, threads=threads, share_prefix=False, **batch_kwargs)
+    generative = GenerativeJudge(ref, threads=threads, max_new_tokens=options["max_new_tokens"])
+    # MT-Bench's way exactly: one generate call per order.
+    per_order = GenerativeJudge(ref, threads=threads, max_new_tokens=options["max_new_tokens"], orders_per_call=1)
+    ways = {
+        "batched": lambda: judge.judge(pairs),
+        "one_pair": lambda: [judge.judge([pair]) for pair in singles],
+        "generate_parse": lambda: [generative.judge([pair]) for pair in chosen],
+        "generate_parse_one_call_per_order": lambda: [per_order.judge([pair]) for pair in chosen],
+    }
+    if not options["skip_no_sharing"]:
+        ways["batched_no_prefix_sharing"] = lambda: flat.judge(pairs)
 
     judge.judge(pairs[:1])  # warm-up (kernels, allocator); not timed
-    batched_s, verdicts = fastest(lambda: judge.judge(pairs))
-
+    # Other jobs share this machine: every way is timed `repeat` times, the rounds interleaved so
+    # that all ways see the same conditions, and the fastest time of each is kept.
+    seconds = dict.fromkeys(ways, float("inf"))
+    results: dict = {}
+    for _ in range(max(1, options["repeat"])):
+        for name, fn in ways.items():
+            sync()
+            t0 = time.perf_counter()
+            results[name] = fn()
+            sync()
+            seconds[name] = min(seconds[name], time.perf_counter() - t0)
+    verdicts = results["batched"]
+    counts = {"batched": len(pairs), "one_pair": len(singles), "batched_no_prefix_sharing": len(pairs)}
+    rates = {name: counts.get(name, len(chosen)) / s for name, s in seconds.items()}
+    batched_s = seconds["batched"]
     figures: dict = {}
-    if not options["skip_no_sharing"]:
-        flat = LogitJudge(ref, threads=threads, share_prefix=False, **batch_kwargs)
-        flat_s, flat_verdicts = fastest(lambda: flat.judge(pairs))
-        figures["batched_no_prefix_sharing"] = len(pairs) / flat_s
+    if "batched_no_prefix_sharing" in results:
         figures["max_abs_prob_diff_sharing_vs_not"] = max(
             abs(x - y)
-            for v, w in zip(verdicts, flat_verdicts, strict=True)
+            for v, w in zip(verdicts, results["batched_no_prefix_sharing"], strict=True)
             for x, y in ((v.ab.first, w.ab.first), (v.ba.first, w.ba.first), (v.ab.na, w.ab.na))
         )
 
-    singles = pairs[: options["one_pair"]]
-    one_pair_s, _ = fastest(lambda: [judge.judge([pair]) for pair in singles])
-
-    chosen = pairs[: options["generate"]]
-    generative = GenerativeJudge(ref, threads=threads, max_new_tokens=options["max_new_tokens"])
-    generate_s, _ = fastest(lambda: [generative.judge([pair]) for pair in chosen])
-    # MT-Bench's way exactly: one call per order.
-    per_order = GenerativeJudge(ref, threads=threads, max_new_tokens=options["max_new_tokens"], orders_per_call=1)
-    per_order_s, _ = fastest(lambda: [per_order.judge([pair]) for pair in chosen])
-
-    rates = {
-        "batched": len(pairs) / batched_s,
-        "one_pair": len(singles) / one_pair_s,
-        "generate_parse": len(chosen) / generate_s,
-        "generate_parse_one_call_per_order": len(chosen) / per_order_s,
-        **{k: v for k, v in figures.items() if k == "batched_no_prefix_sharing"},
-    }
     params = sum(p.numel() for p in loaded.model.parameters())
     result = {
         "benchmark": "judge",
