@@ -161,3 +161,79 @@ class ExportJobAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "format", "status", "rows", "requested_by", "created_at", "finished_at"]
     list_filter = ["status", "format", "project"]
     readonly_fields = ["file_name", "rows", "size_bytes", "error", "attempts", "started_at", "finished_at"]
+
+
+# --- AI judging (issue 4): evidence is read-only; runs are started from the judging page ---------
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(m.JudgeRun)
+class JudgeRunAdmin(_ReadOnlyAdmin):
+    list_display = ["id", "project", "judge", "judge_version", "task", "status", "done", "total", "created_at"]
+    list_filter = ["status", "task", "judge", "project"]
+    search_fields = ["error"]
+    list_select_related = ["project", "judge"]
+
+
+@admin.register(m.CandidateScore)
+class CandidateScoreAdmin(_ReadOnlyAdmin):
+    list_display = ["candidate", "scorer", "scorer_version", "sum_logprob", "mean_logprob", "n_tokens"]
+    list_filter = ["scorer"]
+    list_select_related = ["scorer"]
+
+
+@admin.register(m.SetRanking)
+class SetRankingAdmin(_ReadOnlyAdmin):
+    list_display = ["candidate_set", "judge", "judge_version", "method", "ranking", "pool_version", "error"]
+    list_filter = ["method", "judge"]
+    list_select_related = ["judge"]
+
+
+@admin.register(m.SetAgreement)
+class SetAgreementAdmin(_ReadOnlyAdmin):
+    list_display = ["candidate_set", "rule", "kendall_tau", "share", "created_at"]
+    list_filter = ["rule"]
+
+
+@admin.register(m.PrincipleVerdict)
+class PrincipleVerdictAdmin(_ReadOnlyAdmin):
+    list_display = ["comparison", "principle", "judge", "judge_version", "choice", "confidence"]
+    list_filter = ["judge", "choice", "principle"]
+    list_select_related = ["principle", "judge"]
+
+
+@admin.register(m.SpaPair)
+class SpaPairAdmin(_ReadOnlyAdmin):
+    list_display = ["comparison", "policy", "reference", "chosen", "margin", "confidence", "flagged"]
+    list_filter = ["flagged", "chosen", "policy"]
+    list_select_related = ["policy", "reference"]
+
+
+@admin.register(m.RoutingDecision)
+class RoutingDecisionAdmin(_ReadOnlyAdmin):
+    list_display = ["comparison", "route", "reasons", "pseudo_choice", "priority_boost", "decided_at"]
+    list_filter = ["route", "comparison__project"]
+
+
+class DemonstrationInline(admin.TabularInline):
+    model = m.Demonstration
+    extra = 0
+    fields = ["source", "candidate_set", "ranking", "added_in", "removed_in", "created_by"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.DemonstrationPool)
+class DemonstrationPoolAdmin(_ReadOnlyAdmin):
+    list_display = ["project", "name", "version", "created_at"]
+    inlines = [DemonstrationInline]

@@ -36,3 +36,11 @@ def export_run(job_id: int) -> dict[str, int | str | None]:
 
     job = export_job_run(job_id=job_id)
     return {"job": job_id, "status": job.status if job else None, "rows": job.rows if job else None}
+
+
+@shared_task(name="annotate.tasks.gpu_judge_run", acks_late=True)
+def gpu_judge_run(run_id: int) -> dict:
+    """Run one AI judge over a project (see services.judging); safe to receive twice."""
+    from annotate.services import judging
+
+    return judging.judge_run_execute(run_id=run_id)

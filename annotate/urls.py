@@ -51,3 +51,22 @@ urlpatterns += [
         name="candidate-set-retry",
     ),
 ]
+
+# AI judges (issue 4)
+from annotate.views import judging  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/judging/", judging.judging_overview, name="judging"),
+    path("projects/<slug:slug>/judging/runs/", judging.judging_runs, name="judging-runs"),
+    path("projects/<slug:slug>/judging/start/", judging.judging_start, name="judging-start"),
+    path("projects/<slug:slug>/judging/runs/<int:run_id>/retry/", judging.judging_retry, name="judging-retry"),
+    path("projects/<slug:slug>/judging/route/", judging.judging_route, name="judging-route"),
+    path("projects/<slug:slug>/judging/settings/", judging.judging_settings, name="judging-settings"),
+    path("projects/<slug:slug>/judging/judges/new/", judging.judge_create, name="judge-create"),
+    path("projects/<slug:slug>/judging/demonstrations/", judging.demonstrations, name="demonstrations"),
+    path(
+        "projects/<slug:slug>/judging/demonstrations/<int:demo_id>/remove/",
+        judging.demonstration_delete,
+        name="demonstration-remove",
+    ),
+]

@@ -16,6 +16,21 @@ from annotate.models.comparisons import (
 )
 from annotate.models.exports import ExportFormat, ExportJob
 from annotate.models.generation import GenerationRun
+from annotate.models.judging import (
+    CandidateScore,
+    Demonstration,
+    DemonstrationPool,
+    DemonstrationSource,
+    JudgeRun,
+    JudgeTask,
+    PrincipleVerdict,
+    RankingMethod,
+    Route,
+    RoutingDecision,
+    SetAgreement,
+    SetRanking,
+    SpaPair,
+)
 from annotate.models.projects import Membership, Principle, Project, Role
 from annotate.models.prompts import Prompt
 from annotate.models.specs import GeneratorSpec, JudgeSpec, ModelKind
@@ -47,4 +62,21 @@ __all__ = [
     "Source",
     "Strategy",
     "Strength",
+]
+
+# AI judging (issue 4)
+__all__ += [
+    "CandidateScore",
+    "Demonstration",
+    "DemonstrationPool",
+    "DemonstrationSource",
+    "JudgeRun",
+    "JudgeTask",
+    "PrincipleVerdict",
+    "RankingMethod",
+    "Route",
+    "RoutingDecision",
+    "SetAgreement",
+    "SetRanking",
+    "SpaPair",
 ]
