@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from annotate.views import annotation, generation, members, projects, tokens
+from annotate.views import annotation, corrections, generation, members, projects, tokens
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -20,6 +20,12 @@ urlpatterns = [
         "projects/<slug:slug>/annotate/<int:assignment_id>/submit/", annotation.annotate_submit, name="annotate-submit"
     ),
     path("projects/<slug:slug>/annotate/<int:assignment_id>/skip/", annotation.annotate_skip, name="annotate-skip"),
+    path(
+        "projects/<slug:slug>/annotate/<int:assignment_id>/diff/",
+        annotation.annotate_correction_diff,
+        name="annotate-correction-diff",
+    ),
+    path("projects/<slug:slug>/corrections/", corrections.corrections, name="corrections"),
     path("projects/<slug:slug>/members/", members.members, name="project-members"),
     path(
         "projects/<slug:slug>/members/<int:membership_id>/remove/", members.member_remove, name="project-member-remove"

@@ -15,6 +15,7 @@ from annotate.models.specs import JudgeSpec
 class ComparisonKind(models.TextChoices):
     PAIR = "pair", "Pair"
     BEST_OF_N = "best_of_n", "Best of N"
+    CORRECTION = "correction", "Correct an answer"
 
 
 class ComparisonStatus(models.TextChoices):
@@ -73,7 +74,8 @@ class Comparison(models.Model):
                     Q(kind="pair", candidate_a__isnull=False, candidate_b__isnull=False)
                     & ~Q(candidate_a=F("candidate_b"))
                 )
-                | Q(kind="best_of_n", candidate_set__isnull=False),
+                | Q(kind="best_of_n", candidate_set__isnull=False)
+                | Q(kind="correction", candidate_a__isnull=False, candidate_b__isnull=True),
                 name="comparison_shape_valid",
             ),
             models.UniqueConstraint(
@@ -99,6 +101,7 @@ class Choice(models.TextChoices):
     NA = "na", "No verdict (NA)"
     INCONSISTENT = "inconsistent", "Inconsistent (judge orders disagree)"
     PICK = "pick", "Best-of-N pick (see best and worst candidate)"
+    CORRECTED = "corrected", "Corrected (see the correction candidate)"
 
 
 class Strength(models.TextChoices):
@@ -174,6 +177,14 @@ class Judgment(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text="Best-of-N: the chosen candidate.",
+    )
+    correction = models.ForeignKey(
+        Candidate,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Correction items: the candidate this person wrote.",
     )
     worst_candidate = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     shown_left = models.ForeignKey(

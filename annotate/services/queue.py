@@ -63,6 +63,7 @@ from annotate.models import (
     Source,
 )
 from annotate.services.best_of_n import PickError, derived_judgments_store, pick_validate
+from annotate.services.corrections import CorrectionError, correction_store
 
 EXPIRE_BATCH = 500
 # States in which a lease keeps its person from getting the same item again.
@@ -387,6 +388,7 @@ class Submission:
 
     Pairs: `shown_choice` is left / right / tie / both_bad (left is what was shown first).
     Best-of-N: `best` (and optionally `worst`) are 1-based positions in the order shown.
+    Corrections: `correction_text` is the improved answer (see annotate.services.corrections).
     `principle_choices` maps principle ids to a shown choice. The same `submission_key` twice
     stores one judgment.
     """
@@ -399,6 +401,7 @@ class Submission:
     submission_key: str = ""
     best: int | None = None
     worst: int | None = None
+    correction_text: str = ""
 
 
 def shown_to_choice(*, shown_choice: str, swapped: bool) -> str:
@@ -504,7 +507,10 @@ def judgment_submit(
             "time_spent_ms": submission.time_spent_ms,
             "submission_key": key,
         }
-        if comparison.kind == ComparisonKind.BEST_OF_N:
+        if comparison.kind == ComparisonKind.CORRECTION:
+            if submission.shown_choice or submission.best is not None:
+                raise InvalidVerdict("A correction item takes the corrected text.", field="correction")
+        elif comparison.kind == ComparisonKind.BEST_OF_N:
             if submission.shown_choice:
                 raise InvalidVerdict(
                     "A best-of-N item takes best (and optionally worst), not a left/right choice.", field="choice"
@@ -542,7 +548,14 @@ def judgment_submit(
             }
         try:
             with transaction.atomic():
-                judgment = Judgment.objects.create(**fields)
+                if comparison.kind == ComparisonKind.CORRECTION:
+                    judgment = correction_store(
+                        judgment_fields=fields, original=comparison.candidate_a, text=submission.correction_text
+                    )
+                else:
+                    judgment = Judgment.objects.create(**fields)
+        except CorrectionError as exc:
+            raise InvalidVerdict(str(exc), field="correction") from None
         except IntegrityError:
             # The same key used on another lease (a client bug): return the first result.
             first = Judgment.objects.filter(annotator=user, submission_key=key).first() if key else None

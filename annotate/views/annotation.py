@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from annotate import selectors
 from annotate.models import Assignment, ComparisonKind, Role, Strength
+from annotate.services.corrections import correction_diff
 from annotate.services.queue import (
     QueueError,
     Submission,
@@ -23,7 +24,11 @@ from annotate.services.queue import (
 LABELLERS = (Role.ANNOTATOR, Role.ADJUDICATOR, Role.MANAGER)
 SHOWN_CHOICES = [("left", "Response 1"), ("right", "Response 2"), ("tie", "Tie"), ("both_bad", "Both bad")]
 PRINCIPLE_CHOICES = [("left", "Response 1"), ("right", "Response 2"), ("tie", "Tie"), ("na", "Not relevant")]
-TEMPLATES = {ComparisonKind.PAIR: "annotate/compare.html", ComparisonKind.BEST_OF_N: "annotate/best_of_n.html"}
+TEMPLATES = {
+    ComparisonKind.PAIR: "annotate/compare.html",
+    ComparisonKind.BEST_OF_N: "annotate/best_of_n.html",
+    ComparisonKind.CORRECTION: "annotate/correct.html",
+}
 
 
 class JudgmentForm(forms.Form):
@@ -34,6 +39,7 @@ class JudgmentForm(forms.Form):
     choice = forms.ChoiceField(choices=SHOWN_CHOICES, required=False)
     best = forms.IntegerField(required=False, min_value=1, max_value=64)
     worst = forms.IntegerField(required=False, min_value=1, max_value=64)
+    correction = forms.CharField(required=False, max_length=50_000, strip=False)
     strength = forms.ChoiceField(choices=[("", "—"), *Strength.choices], required=False)
     rationale = forms.CharField(required=False, max_length=5000)
     time_spent_ms = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
@@ -49,8 +55,8 @@ class JudgmentForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not data.get("choice") and data.get("best") is None:
-            raise forms.ValidationError("Choose a response.")
+        if not data.get("choice") and data.get("best") is None and not data.get("correction"):
+            raise forms.ValidationError("Choose a response (or, for a correction, write one).")
         return data
 
     def principle_choices(self) -> dict[str, str]:
@@ -74,6 +80,9 @@ def _item_context(project, lease: Assignment | None, user) -> dict:
     context.update(prompt=comparison.prompt, submission_key=uuid.uuid4().hex)
     if comparison.kind == ComparisonKind.BEST_OF_N:
         context["responses"] = selectors.item_shown(comparison=comparison, lease=lease)
+        return context
+    if comparison.kind == ComparisonKind.CORRECTION:
+        context["original"] = comparison.candidate_a
         return context
     a, b = comparison.candidate_a, comparison.candidate_b
     context.update(
@@ -121,6 +130,7 @@ def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
                 shown_choice=data["choice"] or "",
                 best=data["best"],
                 worst=data["worst"],
+                correction_text=data["correction"],
                 strength=data["strength"] or "",
                 rationale=data["rationale"],
                 principle_choices=form.principle_choices(),
@@ -156,3 +166,19 @@ def _own_lease(request: HttpRequest, project, assignment_id: int) -> Assignment 
 
 def _form_error(form: forms.Form) -> str:
     return "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
+
+
+class DiffForm(forms.Form):
+    correction = forms.CharField(required=False, max_length=50_000, strip=False)
+
+
+@require_POST
+def annotate_correction_diff(request: HttpRequest, slug: str, assignment_id: int) -> HttpResponse:
+    """The diff between the original answer and the person's draft (an htmx preview)."""
+    project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
+    lease = _own_lease(request, project, assignment_id)
+    form = DiffForm(request.POST)
+    if lease is None or lease.comparison.kind != ComparisonKind.CORRECTION or not form.is_valid():
+        return HttpResponse(status=404)
+    diff = correction_diff(original=lease.comparison.candidate_a.text, corrected=form.cleaned_data["correction"])
+    return render(request, "annotate/correct.html#diff", {"diff": diff})

@@ -40,6 +40,12 @@
   });
 
   document.addEventListener("keydown", function (event) {
+    const form0 = document.getElementById("judgment-form");
+    if (form0 && form0.dataset.kind === "correction" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form0.requestSubmit();
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (typing(event.target)) {
       if (event.key === "Escape") event.target.blur();
@@ -50,6 +56,15 @@
     if (dialog && dialog.open) return;
     const form = document.getElementById("judgment-form");
     if (!form) return;
+    if (form.dataset.kind === "correction") {
+      if (event.key === "c") { event.preventDefault(); form.elements["correction"].focus(); }
+      else if (event.key === "r") { event.preventDefault(); form.elements["rationale"].focus(); }
+      else if (event.key === "s") {
+        const skip = document.getElementById("skip-form");
+        if (skip) { event.preventDefault(); skip.requestSubmit(); }
+      }
+      return;  // a plain Enter never submits a correction by accident
+    }
     if (form.dataset.kind === "best_of_n" && /^Digit[1-9]$/.test(event.code)) {
       // Best-of-N: a number picks the best, Shift+number the worst.
       if (pick(form, event.shiftKey ? "worst" : "best", event.code.slice(5))) event.preventDefault();

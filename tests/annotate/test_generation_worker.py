@@ -50,6 +50,12 @@ def _database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def _drop_pooled_connections() -> None:
+    """Connections pooled by earlier tests point at the default broker URL: forget them."""
+    app._pool = None  # not closed: kombu's global producer pools may still hand it to others
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def broker():
     if connection.vendor != "postgresql":
@@ -61,10 +67,12 @@ def broker():
     client = redis.Redis.from_url(BROKER)
     client.flushdb()  # this test's own database number: stale messages from an earlier run would interfere
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "broker_transport_options")}
+    _drop_pooled_connections()
     app.conf.broker_url = BROKER
     app.conf.task_always_eager = False
     app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_S}
     yield client
+    _drop_pooled_connections()
     for key, value in saved.items():
         app.conf[key] = value
     client.flushdb()
