@@ -25,6 +25,11 @@ urlpatterns = [
         annotation.annotate_correction_diff,
         name="annotate-correction-diff",
     ),
+    path(
+        "projects/<slug:slug>/annotate/judgments/<int:judgment_id>/confirm/",
+        annotation.annotate_confirm,
+        name="annotate-confirm",
+    ),
     path("projects/<slug:slug>/corrections/", corrections.corrections, name="corrections"),
     path("projects/<slug:slug>/members/", members.members, name="project-members"),
     path(

@@ -200,6 +200,11 @@ class Judgment(models.Model):
     strength = models.CharField(max_length=8, choices=Strength.choices, blank=True)
     principle_choices = models.JSONField(default=dict, blank=True, help_text="Principle id -> choice.")
     probabilities = models.JSONField(default=dict, blank=True, help_text="AI: P(A), P(B), P(NA) per order.")
+    confirmation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="When the verdict contradicted a principle consensus: what the person did about it.",
+    )
     confidence = models.FloatField(null=True, blank=True)
     rationale = models.TextField(blank=True)
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -11,7 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate import selectors
-from annotate.models import Assignment, ComparisonKind, Role, Strength
+from annotate.models import Assignment, Choice, ComparisonKind, Role, Strength
+from annotate.services import feedback
 from annotate.services.corrections import correction_diff
 from annotate.services.queue import (
     QueueError,
@@ -122,7 +123,7 @@ def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
         return _render_item(request, project, _own_lease(request, project, assignment_id), 400, _form_error(form))
     data = form.cleaned_data
     try:
-        judgment_submit(
+        judgment = judgment_submit(
             assignment_id=assignment_id,
             user=request.user,
             project=project,
@@ -140,6 +141,65 @@ def annotate_submit(request: HttpRequest, slug: str, assignment_id: int) -> Http
         )
     except QueueError as exc:
         return _render_item(request, project, _own_lease(request, project, assignment_id), 400, str(exc))
+    feedback = _feedback_context(project, judgment)
+    if feedback is not None and not getattr(judgment, "replayed", False):
+        template = "annotate/compare.html#feedback" if request.htmx else "annotate/compare.html"
+        return render(request, template, feedback)
+    if request.htmx:
+        return annotate_next(request, slug)
+    return redirect("annotate-next", slug=project.slug)
+
+
+def _shown(choice: str, swapped: bool) -> str:
+    if choice not in ("a", "b"):
+        return dict(Choice.choices).get(choice, choice)
+    return "Response 1" if (choice == "a") != swapped else "Response 2"
+
+
+def _feedback_context(project, judgment) -> dict | None:
+    """What to show after a pair verdict, per the project's options (None: go straight on)."""
+    if judgment.comparison.kind != ComparisonKind.PAIR or judgment.assignment is None:
+        return None
+    options = project.options or {}
+    swapped = judgment.assignment.swapped
+    consensus = feedback.contradicts_consensus(judgment=judgment) if options.get("confirm_on_consensus") else None
+    verdicts = feedback.ai_verdicts(comparison_id=judgment.comparison_id) if options.get("show_ai_after_submit") else []
+    if consensus is None and not verdicts:
+        return None
+    return {
+        "project": project,
+        "lease": None,
+        "feedback": True,
+        "judgment": judgment,
+        "your_choice": _shown(judgment.choice, swapped),
+        "ai_verdicts": [
+            {"judge": v.judge.name, "choice": _shown(v.choice, swapped), "confidence": v.confidence} for v in verdicts
+        ],
+        "consensus": consensus,
+        "consensus_choice": _shown("a" if consensus and consensus.sign > 0 else "b", swapped) if consensus else "",
+        "principles": list(project.principles.all()),
+        "progress": selectors.annotator_progress(user=judgment.annotator, project=project),
+    }
+
+
+class ConfirmForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("keep", "Keep my choice"), ("change", "Change my choice")])
+    principle = forms.IntegerField(required=False)
+
+
+@require_POST
+def annotate_confirm(request: HttpRequest, slug: str, judgment_id: int) -> HttpResponse:
+    """The person's second look at a verdict that went against a principle consensus."""
+    project = selectors.project_get_for_user(user=request.user, slug=slug, roles=LABELLERS)
+    form = ConfirmForm(request.POST)
+    if form.is_valid():
+        with contextlib.suppress(feedback.FeedbackError):
+            feedback.judgment_confirm(
+                judgment_id=judgment_id,
+                user=request.user,
+                keep=form.cleaned_data["decision"] == "keep",
+                relied_principle_id=form.cleaned_data["principle"],
+            )
     if request.htmx:
         return annotate_next(request, slug)
     return redirect("annotate-next", slug=project.slug)

@@ -54,6 +54,8 @@
     if (event.key === "?") { event.preventDefault(); toggleHelp(); return; }
     const dialog = document.getElementById("help-dialog");
     if (dialog && dialog.open) return;
+    const next = document.getElementById("next-link");
+    if (next && (event.key === "n" || event.key === "Enter")) { event.preventDefault(); next.click(); return; }
     const form = document.getElementById("judgment-form");
     if (!form) return;
     if (form.dataset.kind === "correction") {
