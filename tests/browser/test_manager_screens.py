@@ -67,6 +67,34 @@ def busy_project(project, manager, annotator):
     return project
 
 
+A11Y_PROBLEMS = """() => {
+  const problems = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea, button')) {
+    const named = (el.labels && el.labels.length) || el.getAttribute('aria-label')
+      || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim());
+    if (!named) problems.push('unlabelled: ' + el.outerHTML.slice(0, 80));
+    for (const ref of (el.getAttribute('aria-describedby') || '').split(/\\s+/).filter(Boolean)) {
+      if (!document.getElementById(ref)) problems.push('aria-describedby to nothing: ' + ref);
+    }
+  }
+  for (const th of document.querySelectorAll('th')) {
+    if (!th.getAttribute('scope')) problems.push('th without scope: ' + th.innerText);
+  }
+  let previous = 0;
+  for (const h of document.querySelectorAll('main h1, main h2, main h3, main h4')) {
+    const level = Number(h.tagName[1]);
+    if (level > previous + 1) problems.push('heading level skipped: ' + h.innerText);
+    previous = level;
+  }
+  return problems;
+}"""
+
+
+def a11y_problems(page) -> list[str]:
+    """Unlabelled controls, dangling aria-describedby, header cells without scope, skipped heading levels."""
+    return page.evaluate(A11Y_PROBLEMS)
+
+
 def no_horizontal_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
@@ -104,6 +132,7 @@ def test_overview(page, live_server, login, busy_project, manager, annotator, ar
         expect(page.get_by_role("navigation", name="Manage").get_by_role("link", name=link)).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "manager-overview.png"), full_page=True)
     assert no_horizontal_scroll(page)
+    assert a11y_problems(page) == []
     page.screenshot(path=str(artifacts_dir / "manager-overview-first-screen.png"))
 
     # The annotator sees their own figures only.
@@ -135,6 +164,7 @@ def test_prompt_upload_lists_errors_per_line(page, live_server, login, project, 
     assert Prompt.objects.count() == 0
     page.screenshot(path=str(artifacts_dir / "manager-upload-errors.png"), full_page=True)
     assert no_horizontal_scroll(page)
+    assert a11y_problems(page) == []
 
     page.get_by_label("File").set_input_files(str(good))
     page.get_by_role("button", name="Import").click()
@@ -162,6 +192,7 @@ def test_add_member_with_the_keyboard_only(page, live_server, login, project, ma
     expect(page.get_by_role("row", name="newcomer")).to_contain_text("Adjudicator")
     assert Membership.objects.get(project=project, user__username="newcomer").role == "adjudicator"
     page.screenshot(path=str(artifacts_dir / "manager-members.png"), full_page=True)
+    assert a11y_problems(page) == []
 
 
 def test_create_api_token(page, live_server, login, project, manager, artifacts_dir):
@@ -172,6 +203,7 @@ def test_create_api_token(page, live_server, login, project, manager, artifacts_
     key = page.get_by_role("textbox", name="Token").input_value()
     assert key == Token.objects.get(user=manager).key
     page.screenshot(path=str(artifacts_dir / "manager-token.png"), full_page=True)
+    assert a11y_problems(page) == []
     page.goto(f"{live_server.url}/account/tokens/")
     expect(page.get_by_role("heading", name="You have a token")).to_be_visible()
     assert key not in page.content()  # shown once only
@@ -185,11 +217,13 @@ def test_generation_and_judging_pages(page, live_server, login, busy_project, ma
     expect(page.get_by_role("heading", name="Recent runs")).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "manager-generation.png"), full_page=True)
     assert no_horizontal_scroll(page)
+    assert a11y_problems(page) == []
 
     page.get_by_role("link", name="Start generation").click()
     expect(page.get_by_role("combobox", name="Strategy")).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "manager-generation-new.png"), full_page=True)
     assert no_horizontal_scroll(page)
+    assert a11y_problems(page) == []
 
     page.goto(f"{live_server.url}/projects/{busy_project.slug}/judging/")
     expect(page.get_by_role("heading", name="AI judges", level=1)).to_be_visible()
@@ -199,11 +233,13 @@ def test_generation_and_judging_pages(page, live_server, login, busy_project, ma
     expect(page.get_by_label("Progress of run", exact=False).first).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "manager-judging.png"), full_page=True)
     assert no_horizontal_scroll(page)
+    assert a11y_problems(page) == []
 
     page.get_by_role("link", name="demonstration pool").click()
     expect(page.get_by_role("heading", name="Demonstration pool", level=1)).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "manager-demonstrations.png"), full_page=True)
     assert no_horizontal_scroll(page)
+    assert a11y_problems(page) == []
 
 
 def test_other_managers_pages_are_not_reachable_by_annotators(page, live_server, login, project, annotator):
@@ -212,3 +248,17 @@ def test_other_managers_pages_are_not_reachable_by_annotators(page, live_server,
     for path in (f"/projects/{project.slug}/upload/", f"/projects/{other.slug}/", f"/projects/{project.slug}/judging/"):
         response = page.goto(f"{live_server.url}{path}")
         assert response.status == 404, path
+
+
+def test_the_accessibility_check_finds_problems(page):
+    page.set_content(
+        "<main><h1>Title</h1><h3>Skipped a level</h3><input id='a' aria-describedby='nothing'>"
+        "<label>Named <select></select></label><table><tr><th>No scope</th></tr></table></main>"
+    )
+    problems = a11y_problems(page)
+    assert [p.split(":")[0] for p in problems] == [
+        "unlabelled",
+        "aria-describedby to nothing",
+        "th without scope",
+        "heading level skipped",
+    ]
