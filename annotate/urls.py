@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
-from annotate.views import annotation, corrections, generation, members, projects, tokens
+from annotate.views import annotation, generation, items, members, projects, tokens
 
 urlpatterns = [
     path("", projects.project_list, name="project-list"),
@@ -30,7 +30,7 @@ urlpatterns = [
         annotation.annotate_confirm,
         name="annotate-confirm",
     ),
-    path("projects/<slug:slug>/corrections/", corrections.corrections, name="corrections"),
+    path("projects/<slug:slug>/items/", items.item_types, name="item-types"),
     path("projects/<slug:slug>/members/", members.members, name="project-members"),
     path(
         "projects/<slug:slug>/members/<int:membership_id>/remove/", members.member_remove, name="project-member-remove"

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from annotate import selectors
+from annotate import selectors, selectors_dashboard
 from annotate.models import Role
 from annotate.services.generation import candidate_sets_create, candidate_sets_retry
 from annotate.services.prompt_import import PromptImportError, prompts_import
@@ -22,34 +22,40 @@ def project_list(request: HttpRequest) -> HttpResponse:
     return render(request, "projects/list.html", {"projects": projects})
 
 
-def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    project = selectors.project_get_for_user(user=request.user, slug=slug)
-    roles = selectors.user_roles(user=request.user, project=project)
+def _overview_context(request: HttpRequest, project) -> dict:
+    roles = selectors.roles_in(user=request.user, project=project)
+    is_manager = Role.MANAGER in roles
     context = {
         "project": project,
-        "roles": roles,
-        "is_manager": Role.MANAGER in roles,
-        "progress": selectors.project_progress(project=project),
-        "failed_sets": selectors.candidate_sets_failed(project=project) if Role.MANAGER in roles else [],
-        "my_judgments": selectors.judgments_of_user(user=request.user, project=project).count(),
+        "roles": sorted(Role(r).label for r in roles),
+        "is_manager": is_manager,
+        "mine": selectors_dashboard.my_figures(user=request.user, project=project),
     }
-    return render(request, "projects/detail.html", context)
+    if is_manager:
+        context |= {
+            "dash": selectors_dashboard.project_dashboard(project=project),
+            "people": selectors_dashboard.annotator_figures(project=project),
+            "failed_sets": selectors.candidate_sets_failed(project=project, limit=5),
+        }
+    return context
+
+
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The project overview: everyone's own figures; managers also see project-wide counts and
+    progress, per-person figures and links to every manager page."""
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    return render(request, "projects/detail.html", _overview_context(request, project))
 
 
 def generation_progress(request: HttpRequest, slug: str) -> HttpResponse:
-    project = selectors.project_get_for_user(user=request.user, slug=slug)
-    progress = selectors.project_progress(project=project)
-    response = render(
-        request,
-        "projects/detail.html#generation-progress",
-        {
-            "project": project,
-            "progress": progress,
-            "is_manager": Role.MANAGER in selectors.user_roles(user=request.user, project=project),
-            "failed_sets": selectors.candidate_sets_failed(project=project),
-        },
-    )
-    if request.htmx and progress["sets_queued"] == 0 and progress["sets_running"] == 0:
+    """The overview's figures alone (the htmx poll while generation or judging runs); managers only.
+    Tells htmx to stop polling once nothing is under way."""
+    project = selectors.project_get_for_user(user=request.user, slug=slug, roles=MANAGERS)
+    context = _overview_context(request, project)
+    if not request.htmx:
+        return render(request, "projects/detail.html", context)
+    response = render(request, "projects/detail.html#figures", context)
+    if not context["dash"]["active"]:
         response.status_code = HTMX_STOP_POLLING
     return response
 

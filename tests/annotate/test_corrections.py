@@ -68,7 +68,7 @@ def test_correction_screen_and_diff_preview(client, project, annotator, manager)
     pair = make_pair(project)
     Comparison.objects.filter(pk=pair.pk).update(status=ComparisonStatus.COMPLETE)
     client.force_login(manager)
-    assert client.post(reverse("corrections", args=[project.slug])).status_code == 302
+    assert client.post(reverse("item-types", args=[project.slug]), {"kind": "correction"}).status_code == 302
     client.force_login(annotator)
     page = client.get(reverse("annotate-next", args=[project.slug]))
     assert b"Your corrected answer" in page.content
@@ -95,4 +95,13 @@ def test_correction_screen_and_diff_preview(client, project, annotator, manager)
 
 def test_corrections_page_is_for_managers(client, project, annotator):
     client.force_login(annotator)
-    assert client.get(reverse("corrections", args=[project.slug])).status_code == 404
+    assert client.get(reverse("item-types", args=[project.slug])).status_code == 404
+
+
+def test_manager_creates_best_of_n_items(client, project, manager):
+    make_pair(project)
+    client.force_login(manager)
+    assert client.post(reverse("item-types", args=[project.slug]), {"kind": "best_of_n"}).status_code == 302
+    assert Comparison.objects.filter(kind=ComparisonKind.BEST_OF_N).count() == 1
+    page = client.get(reverse("item-types", args=[project.slug]))
+    assert b"1 item (1 open)" in page.content

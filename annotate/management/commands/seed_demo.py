@@ -5,7 +5,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from annotate.models import Project, Role
+from annotate.models import Project, Role, Strategy
 from annotate.services.generation import candidate_sets_create
 from annotate.services.projects import membership_add, project_create
 from annotate.services.prompt_import import prompts_import
@@ -61,7 +61,7 @@ class Command(BaseCommand):
         )
         queued = 0
         if not no_generate:
-            queued = len(candidate_sets_create(project=project, dispatch=not queue_only))
+            queued = len(candidate_sets_create(project=project, strategy=Strategy.NC_VALUES, dispatch=not queue_only))
         self.stdout.write(
             f"demo project '{project.slug}': {report.created} new prompts, {queued} candidate sets queued\n"
             f"demo logins (local demo only): manager, annotator1, annotator2 / password {DEMO_PASSWORD}"
