@@ -44,7 +44,10 @@ if [ -n "$PG_BIN" ]; then
     [ "$(id -u)" = 0 ] && chown -R postgres "$PGDATA"
     "${RUNAS[@]}" "$PG_BIN/initdb" -D "$PGDATA" -U concord --auth=trust -E UTF8 >/dev/null
   fi
-  if ! "${RUNAS[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+  if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" \
+      && "$PG_BIN/psql" -qAt "postgres://concord@127.0.0.1:$PG_PORT/postgres" -c "select 1" >/dev/null 2>&1; then
+    log "reusing the PostgreSQL already serving user concord on 127.0.0.1:$PG_PORT"
+  elif ! "${RUNAS[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     "${RUNAS[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
       -o "-p $PG_PORT -k $SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
