@@ -51,7 +51,6 @@ test: $(STAMP) models
 	export CONCORD_TEST_ARTIFACTS=$${CONCORD_TEST_ARTIFACTS:-$(CURDIR)/test-artifacts}; \
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . ; \
 	echo "== tests on PostgreSQL =="; \
-	export CELERY_BROKER_URL=$$CONCORD_TEST_REDIS_URL; \
 	DATABASE_URL=$$CONCORD_TEST_PG_URL $(VENV)/bin/pytest -p no:cacheprovider; \
 	echo "== core tests again on SQLite (the embedded default) =="; \
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(VENV)/bin/pytest -p no:cacheprovider -q tests/annotate -m "not model and not browser and not postgres and not worker"

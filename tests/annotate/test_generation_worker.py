@@ -57,7 +57,7 @@ def _drop_pooled_connections() -> None:
 
 
 @pytest.fixture
-def broker():
+def broker(monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("a worker process needs a database server it can share with the test (PostgreSQL)")
     if not _reachable(BROKER):
@@ -68,6 +68,8 @@ def broker():
     client.flushdb()  # this test's own database number: stale messages from an earlier run would interfere
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "broker_transport_options")}
     _drop_pooled_connections()
+    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", BROKER)
     app.conf.broker_url = BROKER
     app.conf.task_always_eager = False
     app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_S}
