@@ -519,7 +519,9 @@ def test_claim_query_walks_the_partial_index():
             cursor.execute("SET LOCAL enable_sort = off")
             cursor.execute("EXPLAIN " + sql, params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
-        assert "comparison_claim_idx" in plan, plan
+        # Either queue index serves the order without a sort; which one the planner picks for a tiny
+        # table depends on its statistics.
+        assert "comparison_claim_idx" in plan or "comparison_queue_idx" in plan, plan
         if phase != "in_progress":  # that one sorts at most IN_PROGRESS_WINDOW rows
             assert "Sort" not in plan, plan
 
