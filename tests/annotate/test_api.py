@@ -391,7 +391,8 @@ def test_swagger_ui_is_served_without_a_cdn(client, annotator):
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger-ui" in html.lower()
-    assert "cdn" not in html.lower() and "https://" not in html and "http://" not in html
+    # No external address at all (a bare "cdn" substring can occur in the random CSRF token).
+    assert "https://" not in html and "http://" not in html and '="//' not in html
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     bundle = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert bundle.status_code == 200
