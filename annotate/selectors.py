@@ -15,6 +15,7 @@ from annotate.models import (
     Candidate,
     CandidateSet,
     Comparison,
+    ComparisonKind,
     ExportJob,
     GenerationRun,
     GeneratorSpec,
@@ -546,4 +547,24 @@ def queue_violations(*, project: Project) -> dict[str, int]:
         "overlap_violations": overlap,
         "counter_drift": drift,
         "lost_submissions": lost,
+    }
+
+
+def item_type_counts(*, project: Project) -> dict:
+    """Best-of-N and correction items of a project (all and open), and human corrections written."""
+    counts = {
+        row["kind"]: row
+        for row in Comparison.objects.filter(
+            project=project, kind__in=[ComparisonKind.BEST_OF_N, ComparisonKind.CORRECTION]
+        )
+        .values("kind")
+        .annotate(items=Count("id"), open=Count("id", filter=Q(status="open")))
+    }
+    empty = {"items": 0, "open": 0}
+    return {
+        "best_of_n": counts.get(ComparisonKind.BEST_OF_N, empty),
+        "corrections": counts.get(ComparisonKind.CORRECTION, empty),
+        "written": Candidate.objects.filter(
+            prompt__project=project, parent__isnull=False, meta__source="human"
+        ).count(),
     }
